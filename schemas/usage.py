@@ -1,0 +1,197 @@
+"""The canonical usage event: one (or ``request_count``) metered AI call.
+
+Token fields follow OpenTelemetry GenAI semantics: ``input_tokens`` *includes* cached input
+tokens; ``cached_input_tokens``, ``cache_creation_input_tokens`` and ``reasoning_tokens`` are
+subsets of input and output respectively.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from schemas.errors import ValidationError
+
+TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_tokens",
+)
+ATTRIBUTION_FIELDS = ("operation", "service", "team", "environment", "pipeline_stage", "experiment")
+#: Dimensions an alert key or a group-by may use (plus ``tags.<name>``).
+DIMENSIONS = ("provider", "model") + ATTRIBUTION_FIELDS
+
+MAX_TOKENS = 10**10  # far above any real call; catches unit mix-ups (e.g. bytes sent as tokens)
+MAX_COST_USD = 10**6
+MAX_STRING = 256
+MAX_TAGS = 64
+# Accepted event-time range: 2000-01-01 .. 2100-01-01 (epoch seconds). Anything else is a unit bug
+# (milliseconds sent as seconds, zero timestamps).
+MIN_TIMESTAMP = 946684800.0
+MAX_TIMESTAMP = 4102444800.0
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    """A validated usage event. ``timestamp`` is epoch seconds (UTC)."""
+
+    event_id: str
+    timestamp: float
+    provider: str
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float | None = None
+    request_count: int = 1
+    operation: str | None = None
+    service: str | None = None
+    team: str | None = None
+    environment: str | None = None
+    pipeline_stage: str | None = None
+    experiment: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def dimension(self, name: str) -> str | None:
+        """Value of a group-by dimension: a field name or ``tags.<name>``."""
+        if name.startswith("tags."):
+            return self.tags.get(name[5:])
+        return getattr(self, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, omitting empty optional fields; ``timestamp`` stays epoch seconds."""
+        out: dict[str, Any] = {
+            "event_id": self.event_id,
+            "timestamp": self.timestamp,
+            "provider": self.provider,
+            "model": self.model,
+        }
+        for name in TOKEN_FIELDS:
+            value = getattr(self, name)
+            if value:
+                out[name] = value
+        if self.cost_usd is not None:
+            out["cost_usd"] = self.cost_usd
+        if self.request_count != 1:
+            out["request_count"] = self.request_count
+        for name in ATTRIBUTION_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.tags:
+            out["tags"] = dict(self.tags)
+        return out
+
+
+def parse_timestamp(value: Any, field_name: str = "timestamp") -> float:
+    """RFC 3339 with a zone, or epoch seconds, to epoch seconds."""
+    if isinstance(value, bool):
+        raise ValidationError(field_name, value, "must be an RFC 3339 string with zone or epoch seconds")
+    if isinstance(value, (int, float)):
+        ts = float(value)
+        if not math.isfinite(ts):
+            raise ValidationError(field_name, value, "must be finite")
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValidationError(field_name, value, "must be an RFC 3339 string with zone or epoch seconds") from None
+        if parsed.tzinfo is None:
+            raise ValidationError(field_name, value, "RFC 3339 timestamp must carry a zone (Z or +hh:mm)")
+        ts = parsed.timestamp()
+    else:
+        raise ValidationError(field_name, value, "must be an RFC 3339 string with zone or epoch seconds")
+    if not MIN_TIMESTAMP <= ts < MAX_TIMESTAMP:
+        raise ValidationError(field_name, value, "must lie between 2000-01-01 and 2100-01-01 (epoch seconds, not ms)")
+    return ts
+
+
+def _required_str(data: dict[str, Any], name: str) -> str:
+    if name not in data or data[name] is None:
+        raise ValidationError(name, None, "is required")
+    return _string(data[name], name)
+
+
+def _string(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(name, value, "must be a string")
+    if not value or len(value) > MAX_STRING:
+        raise ValidationError(name, value, f"must be 1 to {MAX_STRING} characters")
+    return value
+
+
+def _count(value: Any, name: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(name, value, "must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValidationError(name, value, "must be an integer")
+        value = int(value)
+    if value < minimum:
+        raise ValidationError(name, value, f"must be >= {minimum}")
+    if value > MAX_TOKENS:
+        raise ValidationError(name, value, f"must be <= {MAX_TOKENS}")
+    return value
+
+
+def validate_usage(data: Any) -> UsageEvent:
+    """Build a :class:`UsageEvent` from decoded JSON, or raise :class:`ValidationError`."""
+    if not isinstance(data, dict):
+        raise ValidationError("$", type(data).__name__, "event must be a JSON object")
+    event_id = _required_str(data, "event_id")
+    if "timestamp" not in data or data["timestamp"] is None:
+        raise ValidationError("timestamp", None, "is required")
+    timestamp = parse_timestamp(data["timestamp"])
+    provider = _required_str(data, "provider")
+    model = _required_str(data, "model")
+    event = UsageEvent(event_id, timestamp, provider, model)
+    get = data.get
+    for name in TOKEN_FIELDS:
+        value = get(name)
+        if value is not None:
+            setattr(event, name, _count(value, name))
+    if event.cached_input_tokens > event.input_tokens:
+        raise ValidationError(
+            "cached_input_tokens", event.cached_input_tokens,
+            f"must be <= input_tokens ({event.input_tokens}); input_tokens includes cached tokens",
+        )
+    if event.reasoning_tokens > event.output_tokens:
+        raise ValidationError(
+            "reasoning_tokens", event.reasoning_tokens,
+            f"must be <= output_tokens ({event.output_tokens}); output_tokens includes reasoning tokens",
+        )
+    cost = get("cost_usd")
+    if cost is not None:
+        if isinstance(cost, bool) or not isinstance(cost, (int, float)):
+            raise ValidationError("cost_usd", cost, "must be a number")
+        if not math.isfinite(cost) or cost < 0 or cost > MAX_COST_USD:
+            raise ValidationError("cost_usd", cost, f"must be a finite number between 0 and {MAX_COST_USD}")
+        event.cost_usd = float(cost)
+    count = get("request_count")
+    if count is not None:
+        event.request_count = _count(count, "request_count", minimum=1)
+    for name in ATTRIBUTION_FIELDS:
+        value = get(name)
+        if value is not None:
+            setattr(event, name, _string(value, name))
+    tags = get("tags")
+    if tags is not None:
+        if not isinstance(tags, dict):
+            raise ValidationError("tags", tags, "must be an object of string values")
+        if len(tags) > MAX_TAGS:
+            raise ValidationError("tags", len(tags), f"must have at most {MAX_TAGS} entries")
+        for key, value in tags.items():
+            _string(key, "tags")
+            if isinstance(value, (int, float, bool)) and not isinstance(value, bool):
+                value = str(value)
+            event.tags[key] = _string(value, f"tags.{key}")
+    return event
