@@ -1,0 +1,34 @@
+"""The detector protocol shared by every spend detector.
+
+A detector sees one closed bucket of one key at a time, as a plain dict of features
+(``cost``, ``requests``, ``input_tokens``, ``output_tokens``, ``cached_input_tokens``,
+``t`` = bucket start in epoch seconds). It is pure: no I/O, no clock, picklable, so the
+very same object runs in the Faust worker and in ``spendsentry backtest`` and survives a
+restart in a table. ``score_one`` is always called before ``learn_one`` on the same bucket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Protocol, runtime_checkable
+
+Features = Mapping[str, float]
+
+
+@dataclass(slots=True, frozen=True)
+class Verdict:
+    """A detector's view of one bucket: ``score`` in [0, 1] (high = anomalous)."""
+
+    score: float
+    expected: float
+    anomalous: bool
+    reason: str = ""
+
+
+@runtime_checkable
+class Detector(Protocol):
+    name: str
+
+    def score_one(self, x: Features) -> Verdict: ...
+
+    def learn_one(self, x: Features) -> None: ...

@@ -1,0 +1,317 @@
+"""The spend engine: decode, validate, dedupe, price, bucket, close, detect — no Kafka in it.
+
+The Faust worker runs one :class:`Engine` per source partition; ``spendsentry backtest`` runs
+one over a file. Both feed it the same way, so both produce the same alerts.
+
+Event-time rules (documented in the README, tested in tests/streams/test_engine.py):
+
+* a bucket ``[s, s + size)`` of a key closes once the engine has seen an event with
+  timestamp ``>= s + size + allowed_lateness`` (the watermark passed it), or on
+  :meth:`Engine.idle` / :meth:`Engine.flush`;
+* an event whose bucket is already closed is *late*: its cost still counts in the key's
+  running total and ``late`` counter, but no closed bucket is re-judged;
+* an event whose ``event_id`` was already seen in its (open) bucket is a duplicate and is
+  dropped (the dedup horizon is the open-bucket horizon; later copies are late anyway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol
+
+import orjson
+
+from alerts.lifecycle import Lifecycle, SeverityPolicy
+from detectors.base import Detector, Verdict
+from detectors.ewma import EWSpendDetector
+from schemas.alert import Alert
+from schemas.errors import DecodeError, SchemaError, ValidationError
+from schemas.usage import UsageEvent, validate_usage
+from streams.core.buckets import Bucket, KeyState
+
+ALERT_TYPE = "cost_spike"
+
+
+class Pricer(Protocol):
+    def cost(self, event: UsageEvent) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    bucket_seconds: float = 60.0
+    allowed_lateness_s: float = 10.0
+    #: key families; the first is the partition key producers must key messages by, and every
+    #: other family must include its dimensions so each key lives in exactly one partition.
+    group_bys: tuple[tuple[str, ...], ...] = (("model",),)
+    resolve_after: int = 3
+    max_gap_buckets: int = 240
+    severity: SeverityPolicy = field(default_factory=SeverityPolicy)
+    detector_factory: Callable[[], Detector] = EWSpendDetector
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A message (or one element of an array message) that could not be processed."""
+
+    reason: str
+    original: bytes
+    error: dict[str, Any] | None = None
+    index: int | None = None
+
+
+@dataclass(slots=True)
+class Counters:
+    events: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    late: int = 0
+    unpriced: int = 0
+    buckets_closed: int = 0
+    alerts: int = 0
+
+
+def key_name(key: dict[str, str]) -> str:
+    """Stable text form of a key, used as table key and API id: ``model=gpt-4o``."""
+    return ",".join(f"{dim}={value}" for dim, value in key.items())
+
+
+def _digest(event_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+
+
+class Engine:
+    """State and logic for one stream of usage events (one Kafka partition, or one file)."""
+
+    def __init__(self, config: EngineConfig, pricer: Pricer) -> None:
+        self.config = config
+        self.pricer = pricer
+        self.keys: dict[tuple, KeyState] = {}
+        self.counters = Counters()
+        self.unpriced_models: Counter[tuple[str, str]] = Counter()
+        self.max_ts = 0.0
+        #: every bucket starting before this has been closed for every key
+        self.closed_until = 0.0
+        self._open_index: dict[float, set[KeyState]] = {}
+        self._alerts: list[Alert] = []
+        self._dirty_windows: set[KeyState] = set()
+        self._dirty_models: set[KeyState] = set()
+        self._size = config.bucket_seconds
+        self._families = [tuple(dims) for dims in config.group_bys]
+
+    # -- input -------------------------------------------------------------------------
+    def ingest(self, raw: bytes) -> list[DeadLetter]:
+        """Decode one message (an event or a JSON array of events) and add what is valid."""
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            self.counters.invalid += 1
+            return [DeadLetter(f"invalid JSON: {exc}", raw)]
+        if isinstance(data, dict):
+            try:
+                self.add(validate_usage(data))
+            except SchemaError as exc:
+                self.counters.invalid += 1
+                return [_dead(exc, raw)]
+            return []
+        if not isinstance(data, list):
+            self.counters.invalid += 1
+            err = DecodeError(f"message must be a JSON object or array of objects, got {type(data).__name__}")
+            return [DeadLetter(err.reason, raw)]
+        dead: list[DeadLetter] = []
+        for index, item in enumerate(data):
+            try:
+                self.add(validate_usage(item))
+            except SchemaError as exc:
+                self.counters.invalid += 1
+                dead.append(_dead(exc, orjson.dumps(item), index))
+        return dead
+
+    def add(self, event: UsageEvent) -> None:
+        """Add one validated event; closes buckets the event's time carries the watermark past."""
+        size = self._size
+        ts = event.timestamp
+        start = ts - ts % size
+        cost = event.cost_usd
+        unpriced = False
+        if cost is None:
+            cost = self.pricer.cost(event)
+            if cost is None:
+                cost = 0.0
+                unpriced = True
+        digest = _digest(event.event_id)
+        late = start < self.closed_until
+        for family_index, dims in enumerate(self._families):
+            key = tuple(event.dimension(d) or "" for d in dims)
+            state = self.keys.get((family_index, key))
+            if state is None:
+                state = self._new_state(family_index, dims, key)
+            bucket = None if late else state.open.get(start)
+            if family_index == 0 and bucket is not None and digest in bucket.ids:
+                self.counters.duplicates += 1
+                return
+            self._dirty_windows.add(state)
+            state.total_cost += cost
+            state.total_events += 1
+            if unpriced:
+                state.unpriced += 1
+            if late:
+                state.late += 1
+                continue
+            if bucket is None:
+                bucket = state.open[start] = Bucket(start)
+                self._open_index.setdefault(start, set()).add(state)
+            if family_index == 0:
+                bucket.ids.add(digest)
+            bucket.cost += cost
+            bucket.requests += event.request_count
+            bucket.events += 1
+            bucket.input_tokens += event.input_tokens
+            bucket.output_tokens += event.output_tokens
+            bucket.cached_input_tokens += event.cached_input_tokens
+            if unpriced:
+                bucket.unpriced += 1
+        counters = self.counters
+        counters.events += 1
+        if late:
+            counters.late += 1
+        if unpriced:
+            counters.unpriced += 1
+            self.unpriced_models[(event.provider, event.model)] += 1
+        if ts > self.max_ts:
+            self.max_ts = ts
+            if ts - self.config.allowed_lateness_s - size >= self.closed_until:
+                self._close_until(ts - self.config.allowed_lateness_s)
+
+    # -- time --------------------------------------------------------------------------
+    def idle(self, seconds: float) -> None:
+        """Advance event time by ``seconds`` of observed silence (wall clock), closing buckets.
+
+        The worker calls this when a partition received nothing for a while, so a quiet
+        partition still closes its last buckets and resolves its incidents.
+        """
+        self.max_ts += seconds
+        self._close_until(self.max_ts - self.config.allowed_lateness_s)
+
+    def flush(self) -> None:
+        """Close every open bucket (end of a backtest file)."""
+        if self._open_index:
+            self._close_until(max(self._open_index) + self._size)
+
+    def _close_until(self, horizon: float) -> None:
+        """Close every bucket that ends at or before ``horizon``, oldest first."""
+        size = self._size
+        limit = horizon - horizon % size
+        if limit <= self.closed_until:
+            return
+        for start in sorted(s for s in self._open_index if s + size <= limit):
+            for state in sorted(self._open_index.pop(start), key=_by_name):
+                self._close(state, state.open.pop(start))
+        self.closed_until = limit
+
+    def _close(self, state: KeyState, bucket: Bucket) -> None:
+        size = self._size
+        if state.last_closed is not None:
+            gap_from = max(state.last_closed + size, bucket.start - self.config.max_gap_buckets * size)
+            start = gap_from
+            while start < bucket.start:
+                self._judge(state, Bucket(start))
+                start += size
+        self._judge(state, bucket)
+
+    def _judge(self, state: KeyState, bucket: Bucket) -> None:
+        verdict: Verdict = state.judge(bucket)
+        self.counters.buckets_closed += 1
+        self._dirty_models.add(state)
+        self._dirty_windows.add(state)
+        alert = state.lifecycle.on_verdict(
+            alert_type=ALERT_TYPE, key=state.key, start=bucket.start, end=bucket.start + self._size,
+            observed=bucket.cost, verdict=verdict, policy=self.config.severity,
+            details={
+                "detector": state.detector.name, "requests": bucket.requests, "events": bucket.events,
+                "input_tokens": bucket.input_tokens, "output_tokens": bucket.output_tokens,
+                "unpriced_events": bucket.unpriced,
+            },
+        )
+        if alert is not None:
+            self.counters.alerts += 1
+            self._alerts.append(alert)
+
+    def _new_state(self, family_index: int, dims: tuple[str, ...], key: tuple) -> KeyState:
+        named = dict(zip(dims, key))
+        state = KeyState(key_name(named), named, self.config.detector_factory(), Lifecycle(self.config.resolve_after))
+        self.keys[(family_index, key)] = state
+        return state
+
+    # -- output ------------------------------------------------------------------------
+    def drain_alerts(self) -> list[Alert]:
+        alerts, self._alerts = self._alerts, []
+        return alerts
+
+    # -- persistence (the worker stores these blobs in Faust tables) ------------------
+    def drain_dirty(self) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+        """Snapshots of what changed since the last call: (window blobs, model blobs) by key id."""
+        windows = [(s.name, pickle.dumps((s.key, s.window_state()), protocol=5)) for s in self._dirty_windows]
+        models = [(s.name, pickle.dumps((s.key, s.model_state()), protocol=5)) for s in self._dirty_models]
+        self._dirty_windows.clear()
+        self._dirty_models.clear()
+        return windows, models
+
+    def meta(self) -> bytes:
+        return orjson.dumps({"max_ts": self.max_ts, "closed_until": self.closed_until})
+
+    def restore(self, meta: bytes | None, windows: Iterable[bytes], models: Iterable[bytes]) -> None:
+        """Rebuild state from snapshots written by :meth:`drain_dirty` and :meth:`meta`."""
+        if meta:
+            values = orjson.loads(meta)
+            self.max_ts, self.closed_until = values["max_ts"], values["closed_until"]
+        for blob in models:
+            key, model_state = pickle.loads(blob)
+            self._state_for(key).set_model_state(model_state)
+        for blob in windows:
+            key, window_state = pickle.loads(blob)
+            state = self._state_for(key)
+            state.set_window_state(window_state)
+            for start in state.open:
+                self._open_index.setdefault(start, set()).add(state)
+
+    def _state_for(self, key: dict[str, str]) -> KeyState:
+        dims = tuple(key)
+        family_index = self._families.index(dims)
+        values = tuple(key.values())
+        return self.keys.get((family_index, values)) or self._new_state(family_index, dims, values)
+
+    # -- views ---------------------------------------------------------------------------
+    def spend(self) -> list[dict[str, Any]]:
+        """Current windows per key, for ``GET /v1/spend``."""
+        out = []
+        for state in self.keys.values():
+            out.append({
+                "key": state.key,
+                "total_cost_usd": round(state.total_cost, 6),
+                "events": state.total_events,
+                "unpriced_events": state.unpriced,
+                "late_events": state.late,
+                "open_buckets": [
+                    {"start": b.start, "cost_usd": round(b.cost, 6), "requests": b.requests, "events": b.events,
+                     "unpriced_events": b.unpriced}
+                    for b in sorted(state.open.values(), key=lambda b: b.start)
+                ],
+                "last_closed": None if state.last is None else {
+                    "start": state.last.start, "cost_usd": round(state.last.cost, 6),
+                    "expected_usd": round(state.last.expected, 6), "score": round(state.last.score, 4),
+                },
+                "incident": None if state.lifecycle.incident is None else state.lifecycle.incident.alert_id,
+            })
+        return out
+
+
+def _by_name(state: KeyState) -> str:
+    return state.name
+
+
+def _dead(exc: SchemaError, original: bytes, index: int | None = None) -> DeadLetter:
+    error = exc.as_dict() if isinstance(exc, ValidationError) else None
+    return DeadLetter(exc.reason, original, error, index)
