@@ -259,14 +259,13 @@ class Engine:
         self._dirty_models.clear()
         return windows, models
 
-    def meta(self) -> bytes:
-        return orjson.dumps({"max_ts": self.max_ts, "closed_until": self.closed_until})
+    def meta(self) -> dict[str, float]:
+        return {"max_ts": self.max_ts, "closed_until": self.closed_until}
 
-    def restore(self, meta: bytes | None, windows: Iterable[bytes], models: Iterable[bytes]) -> None:
+    def restore(self, meta: dict[str, float] | None, windows: Iterable[bytes], models: Iterable[bytes]) -> None:
         """Rebuild state from snapshots written by :meth:`drain_dirty` and :meth:`meta`."""
         if meta:
-            values = orjson.loads(meta)
-            self.max_ts, self.closed_until = values["max_ts"], values["closed_until"]
+            self.max_ts, self.closed_until = meta["max_ts"], meta["closed_until"]
         for blob in models:
             key, model_state = pickle.loads(blob)
             self._state_for(key).set_model_state(model_state)

@@ -1,0 +1,195 @@
+"""The Faust app: topics, tables and thin agents around the pure engine.
+
+Agents
+------
+``process_usage``  usage topic -> engine per partition -> dead letters, alerts; one table
+                   snapshot per batch and dirty key.
+``deliver_alerts`` alerts topic -> sinks; ``(alert_id, status)`` delivered once, recorded in
+                   a table so a restarted worker does not deliver twice.
+``close_idle``     timer: quiet partitions still close buckets (and resolve incidents).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import faust
+import orjson
+
+from alerts.dispatch import Dispatcher
+from schemas.alert import Alert
+from streams.config import Settings
+from streams.core.engine import DeadLetter, EngineConfig, Pricer
+from streams.partitions import PartitionEngines
+from streams.sinks import build_sinks
+from streams.web import register_pages
+
+log = logging.getLogger("spendsentry.streams")
+
+BATCH_MAX = 10_000
+BATCH_WITHIN_S = 0.2
+RECENT_ALERTS = 500
+
+
+class Runtime:
+    """What the agents and pages share: settings, engines, topics, tables, counters."""
+
+    def __init__(self, app: faust.App, settings: Settings, pricer: Pricer, dispatcher: Dispatcher) -> None:
+        self.app = app
+        self.settings = settings
+        self.dispatcher = dispatcher
+        raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+        self.usage_topic = app.topic(settings.usage_topic, partitions=settings.partitions, **raw)
+        self.alerts_topic = app.topic(settings.alerts_topic, partitions=settings.partitions, **raw)
+        self.deadletter_topic = app.topic(settings.deadletter_topic, partitions=settings.partitions, **raw)
+        table = {"partitions": settings.partitions, "key_serializer": "raw", "value_serializer": "raw"}
+        self.windows = app.Table("windows", **table)
+        self.models = app.Table("models", **table)
+        self.meta = app.Table("meta", **table)
+        self.delivered = app.Table("delivered", **table)
+        self.recent = app.Table("recent-alerts", **table)
+        config = EngineConfig(
+            bucket_seconds=settings.bucket_seconds,
+            allowed_lateness_s=settings.allowed_lateness_s,
+            group_bys=settings.group_bys,
+        )
+        self.engines = PartitionEngines(config, pricer, self.windows, self.models, self.meta)
+        self.deadletters = 0
+        self.deliveries: dict[str, int] = defaultdict(int)
+        self.logged_unpriced: set[tuple[str, str]] = set()
+        #: the agent and the idle timer both drive engines; batches must not interleave
+        self.lock = asyncio.Lock()
+
+    async def send_dead(self, dead: DeadLetter, message: Any) -> None:
+        """Dead-letter record: the original bytes as value, the reason and origin in headers."""
+        self.deadletters += 1
+        headers = {
+            "spendsentry-reason": dead.reason.encode(),
+            "spendsentry-source": f"{message.topic}/{message.partition}/{message.offset}".encode(),
+        }
+        if dead.error is not None:
+            headers["spendsentry-error"] = orjson.dumps(dead.error)
+        if dead.index is not None:
+            headers["spendsentry-index"] = str(dead.index).encode()
+        log.warning("dead letter %s/%d/%d: %s", message.topic, message.partition, message.offset, dead.reason)
+        await self.deadletter_topic.send(key=message.key, value=dead.original, headers=headers)
+
+    async def publish(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            log.warning("alert %s %s %s: %s", alert.status, alert.severity, alert.alert_id, alert.summary)
+            await self.alerts_topic.send(key=alert.alert_id.encode(), value=orjson.dumps(alert.to_dict()))
+
+    def log_unpriced(self, partition: int) -> None:
+        for provider, model in self.engines.get(partition).unpriced_models:
+            if (provider, model) not in self.logged_unpriced:
+                self.logged_unpriced.add((provider, model))
+                log.warning("unpriced model %s/%s: events are counted with cost 0 and flagged unpriced "
+                            "(add it to SPENDSENTRY_PRICES_FILE)", provider, model)
+
+    def recent_alerts(self, limit: int) -> list[dict[str, Any]]:
+        records = [orjson.loads(v) for v in self.recent.data.values()]
+        records.sort(key=lambda r: (r["alert"]["triggered_at"], r["alert"]["status"]), reverse=True)
+        return records[:limit]
+
+
+def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
+    """Build the app with its agents, timer and web pages."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        store="memory://",
+        processing_guarantee="at_least_once",
+        topic_partitions=settings.partitions,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        datadir=str(settings.data_dir / settings.app_id),
+        table_cleanup_interval=60.0,
+        stream_buffer_maxsize=BATCH_MAX,
+    )
+    runtime = Runtime(app, settings, pricer, Dispatcher(build_sinks(settings)))
+
+    @app.agent(runtime.usage_topic, name="process_usage")
+    async def process_usage(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            by_partition: dict[int, list[Any]] = defaultdict(list)
+            for event in events:
+                by_partition[event.message.partition].append(event)
+            async with runtime.lock:
+                for partition, batch in by_partition.items():
+                    await _process_partition(runtime, partition, batch)
+
+    @app.agent(runtime.alerts_topic, name="deliver_alerts")
+    async def deliver_alerts(stream: faust.StreamT) -> None:
+        async for value in stream:
+            await _deliver(runtime, Alert.from_dict(orjson.loads(value)))
+
+    @app.timer(interval=1.0)
+    async def close_idle() -> None:
+        engines = runtime.engines
+        async with runtime.lock:
+            now = time.monotonic()
+            for partition, engine in list(engines.engines.items()):
+                quiet = now - engines.last_input[partition]
+                if quiet < runtime.settings.idle_close_s:
+                    continue
+                engines.last_input[partition] = now
+                engine.idle(quiet)
+                await runtime.publish(engine.drain_alerts())
+                engines.persist(partition)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: set, **_: Any) -> None:
+        runtime.engines.drop({tp.partition for tp in revoked if tp.topic == settings.usage_topic})
+
+    register_pages(app, runtime)
+    return app, runtime
+
+
+async def _process_partition(runtime: Runtime, partition: int, batch: list[Any]) -> None:
+    engines = runtime.engines
+    engine = engines.get(partition)
+    skip_until = engines.offsets[partition]
+    last = skip_until
+    unpriced_before = len(engine.unpriced_models)
+    for event in batch:
+        message = event.message
+        if message.offset <= skip_until:
+            continue  # already folded into the restored snapshot
+        last = message.offset
+        for dead in engine.ingest(message.value):
+            await runtime.send_dead(dead, message)
+    engines.offsets[partition] = last
+    engines.last_input[partition] = time.monotonic()
+    if len(engine.unpriced_models) != unpriced_before:
+        runtime.log_unpriced(partition)
+    await runtime.publish(engine.drain_alerts())
+    engines.persist(partition)
+
+
+async def _deliver(runtime: Runtime, alert: Alert) -> None:
+    record_key = f"{alert.alert_id}:{alert.status}".encode()
+    if runtime.delivered.get(record_key):
+        log.info("alert %s %s already delivered; skipping replay", alert.alert_id, alert.status)
+        return
+    results = await runtime.dispatcher.deliver(alert)
+    for result in results:
+        runtime.deliveries[f"{result.sink}:{'ok' if result.ok else 'failed'}"] += 1
+    runtime.delivered[record_key] = b"1"
+    previous = runtime.recent.get(alert.alert_id.encode())
+    deliveries = orjson.loads(previous)["deliveries"] if previous else []
+    deliveries += [
+        {"sink": r.sink, "status": alert.status, "ok": r.ok, "attempts": r.attempts, "http_status": r.status,
+         "latency_s": round(r.latency_s, 4), "error": r.error}
+        for r in results
+    ]
+    runtime.recent[alert.alert_id.encode()] = orjson.dumps({"alert": alert.to_dict(), "deliveries": deliveries})
+    if len(runtime.recent) > RECENT_ALERTS:
+        oldest = min(runtime.recent.data.items(), key=lambda kv: orjson.loads(kv[1])["alert"]["triggered_at"])[0]
+        del runtime.recent[oldest]

@@ -1,0 +1,127 @@
+"""The ``spendsentry`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from schemas.errors import SpendSentryError
+
+log = logging.getLogger("spendsentry")
+
+
+def _settings():
+    from streams.config import Settings
+
+    return Settings.from_env()
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streams import localkafka
+    from streams.app import create_app
+    from streams.core.pricing import PriceCatalogue
+
+    settings = _settings()
+    pricer = PriceCatalogue.load(settings.prices_file)
+    localkafka.ensure_topics(settings.bootstrap, {
+        settings.usage_topic: settings.partitions,
+        settings.alerts_topic: settings.partitions,
+        settings.deadletter_topic: settings.partitions,
+    })
+    app, _ = create_app(settings, pricer)
+    sys.argv = [sys.argv[0], "worker", "-l", args.loglevel]
+    app.main()
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from streams.produce import UsageProducer, message_key, read_lines
+
+    settings = _settings()
+    dims = settings.group_bys[0]
+
+    async def run() -> int:
+        async with UsageProducer(settings.bootstrap, settings.usage_topic, dims) as producer:
+            futures = []
+            for line in read_lines(args.file):
+                try:
+                    decoded = orjson.loads(line)
+                    key = message_key(decoded, dims) if isinstance(decoded, dict) else None
+                except orjson.JSONDecodeError:
+                    key = None  # sent as is: the worker dead-letters it with the reason
+                futures.append(await producer.send_raw(line, key))
+            await asyncio.gather(*futures)
+            return len(futures)
+
+    sent = asyncio.run(run())
+    print(f"sent {sent} events to {settings.usage_topic}")
+    return 0
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    from streams import localkafka
+
+    if args.action == "up":
+        started = time.monotonic()
+        bootstrap = localkafka.up()
+        print(f"kafka ready at {bootstrap} in {time.monotonic() - started:.1f}s")
+    elif args.action == "down":
+        print("kafka stopped" if localkafka.down() else "kafka was not running")
+    else:
+        print(orjson.dumps(localkafka.status(), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
+
+    return asyncio.run(run_demo(history_hours=args.history_hours, burst_after_s=args.burst_after,
+                                duration_s=args.duration, exit_after=args.exit_after))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spendsentry", description="Real-time AI spend anomaly alerting.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    worker = sub.add_parser("worker", help="run the stream worker (Faust)")
+    worker.add_argument("-l", "--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
+    worker.set_defaults(func=cmd_worker)
+
+    produce = sub.add_parser("produce", help="send a JSON Lines file of usage events to the usage topic")
+    produce.add_argument("file", help="JSON Lines file, one event per line ('-' = stdin)")
+    produce.set_defaults(func=cmd_produce)
+
+    kafka = sub.add_parser("kafka", help="a local single-node Kafka (KRaft) on 127.0.0.1:9092")
+    kafka.add_argument("action", choices=["up", "down", "status"])
+    kafka.set_defaults(func=cmd_kafka)
+
+    demo = sub.add_parser("demo", help="broker + worker + webhook receiver + traffic with a cost burst")
+    demo.add_argument("--history-hours", type=float, default=3.0, help="hours of history replayed first")
+    demo.add_argument("--burst-after", type=float, default=45.0, help="seconds of live traffic before the burst")
+    demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    demo.add_argument("--exit-after", choices=["firing", "resolved"], default=None,
+                      help="stop once the burst's alert arrived firing (or resolved)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except SpendSentryError as exc:
+        print(f"spendsentry: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Settings from the environment, read once into a frozen object.
+
+The ``SPENDSENTRY_*`` names are public interface (see the README's configuration table).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from schemas.errors import ConfigError
+from schemas.usage import DIMENSIONS
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: must be an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r}: must be >= {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: must be a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r}: must be >= {minimum}")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def parse_group_bys(text: str) -> tuple[tuple[str, ...], ...]:
+    """``"model;team,model"`` -> ``(("model",), ("team", "model"))``.
+
+    The first family is the partition key; every other family must contain its dimensions so
+    that each key's events all arrive on one partition (no repartition hop).
+    """
+    families: list[tuple[str, ...]] = []
+    for chunk in text.split(";"):
+        dims = tuple(d.strip() for d in chunk.split(",") if d.strip())
+        if not dims:
+            continue
+        for dim in dims:
+            if dim not in DIMENSIONS and not (dim.startswith("tags.") and len(dim) > 5):
+                raise ConfigError(f"SPENDSENTRY_GROUP_BY: unknown dimension {dim!r} (use {', '.join(DIMENSIONS)} or tags.<name>)")
+        families.append(dims)
+    if not families:
+        raise ConfigError("SPENDSENTRY_GROUP_BY: needs at least one dimension")
+    first = set(families[0])
+    for dims in families[1:]:
+        if not first <= set(dims):
+            raise ConfigError(
+                f"SPENDSENTRY_GROUP_BY: group-by {','.join(dims)} must include the partition key "
+                f"{','.join(families[0])} (the first group-by), so every key lives on one partition"
+            )
+    return tuple(families)
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: str = "kafka://127.0.0.1:9092"
+    web_port: int = 6066
+    web_host: str = "127.0.0.1"
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str | None = None
+    slack_token: str | None = None
+    slack_channel: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    topic_prefix: str = "spendsentry"
+    app_id: str = "spendsentry"
+    partitions: int = 8
+    group_bys: tuple[tuple[str, ...], ...] = (("model",),)
+    bucket_seconds: float = 60.0
+    allowed_lateness_s: float = 10.0
+    idle_close_s: float = 5.0
+    prices_file: Path | None = None
+    data_dir: Path = field(default_factory=lambda: Path(".spendsentry"))
+
+    @property
+    def usage_topic(self) -> str:
+        return f"{self.topic_prefix}.usage"
+
+    @property
+    def alerts_topic(self) -> str:
+        return f"{self.topic_prefix}.alerts"
+
+    @property
+    def deadletter_topic(self) -> str:
+        return f"{self.topic_prefix}.deadletter"
+
+    @property
+    def bootstrap(self) -> str:
+        """The broker list as aiokafka wants it (``host:port,...``)."""
+        return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";") if part)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        secret = env.get("SPENDSENTRY_WEBHOOK_SECRET") or None
+        urls = _list(env, "SPENDSENTRY_WEBHOOK_URLS")
+        if urls and not secret:
+            raise ConfigError("SPENDSENTRY_WEBHOOK_URLS is set but SPENDSENTRY_WEBHOOK_SECRET (whsec_...) is not")
+        if secret and not secret.startswith("whsec_"):
+            raise ConfigError("SPENDSENTRY_WEBHOOK_SECRET: must start with whsec_ (Standard Webhooks format)")
+        slack_token = env.get("SPENDSENTRY_SLACK_TOKEN") or None
+        slack_channel = env.get("SPENDSENTRY_SLACK_CHANNEL") or None
+        if bool(slack_token) != bool(slack_channel):
+            raise ConfigError("SPENDSENTRY_SLACK_TOKEN and SPENDSENTRY_SLACK_CHANNEL must be set together")
+        prices = env.get("SPENDSENTRY_PRICES_FILE")
+        return cls(
+            broker=env.get("SPENDSENTRY_BROKER") or cls.broker,
+            web_port=_int(env, "SPENDSENTRY_WEB_PORT", cls.web_port),
+            web_host=env.get("SPENDSENTRY_WEB_HOST") or cls.web_host,
+            webhook_urls=urls,
+            webhook_secret=secret,
+            slack_token=slack_token,
+            slack_channel=slack_channel,
+            slack_api_url=env.get("SPENDSENTRY_SLACK_API_URL") or DEFAULT_SLACK_API_URL,
+            topic_prefix=env.get("SPENDSENTRY_TOPIC_PREFIX") or cls.topic_prefix,
+            app_id=env.get("SPENDSENTRY_APP_ID") or cls.app_id,
+            partitions=_int(env, "SPENDSENTRY_PARTITIONS", cls.partitions),
+            group_bys=parse_group_bys(env.get("SPENDSENTRY_GROUP_BY") or "model"),
+            bucket_seconds=_float(env, "SPENDSENTRY_BUCKET_SECONDS", cls.bucket_seconds, minimum=1.0),
+            allowed_lateness_s=_float(env, "SPENDSENTRY_ALLOWED_LATENESS_SECONDS", cls.allowed_lateness_s),
+            idle_close_s=_float(env, "SPENDSENTRY_IDLE_CLOSE_SECONDS", cls.idle_close_s, minimum=0.5),
+            prices_file=Path(prices) if prices else None,
+            data_dir=Path(env.get("SPENDSENTRY_DATA_DIR") or ".spendsentry"),
+        )

@@ -1,0 +1,82 @@
+"""The OpenAPI 3 document served at ``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ALERT = {
+    "type": "object",
+    "required": ["alert_id", "type", "status", "severity", "key", "window_start", "window_end",
+                 "triggered_at", "observed", "expected", "score", "summary"],
+    "properties": {
+        "alert_id": {"type": "string", "description": "Deterministic from type, key and the incident's first window."},
+        "type": {"type": "string", "example": "cost_spike"},
+        "status": {"type": "string", "enum": ["firing", "resolved"]},
+        "severity": {"type": "string", "enum": ["info", "warning", "critical"]},
+        "key": {"type": "object", "additionalProperties": {"type": "string"}, "example": {"model": "gpt-4o"}},
+        "window_start": {"type": "string", "format": "date-time"},
+        "window_end": {"type": "string", "format": "date-time"},
+        "triggered_at": {"type": "string", "format": "date-time", "description": "Event time."},
+        "observed": {"type": "number", "description": "USD spent in the window."},
+        "expected": {"type": "number", "description": "USD the detector expected in the window."},
+        "score": {"type": "number", "minimum": 0, "maximum": 1},
+        "summary": {"type": "string"},
+        "details": {"type": "object"},
+    },
+}
+
+_DELIVERY = {
+    "type": "object",
+    "properties": {
+        "sink": {"type": "string"}, "status": {"type": "string"}, "ok": {"type": "boolean"},
+        "attempts": {"type": "integer"}, "http_status": {"type": ["integer", "null"]},
+        "latency_s": {"type": "number"}, "error": {"type": ["string", "null"]},
+    },
+}
+
+_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "spendsentry", "version": "0.1.0",
+             "description": "Real-time AI spend windows and cost alerts."},
+    "paths": {
+        "/healthz": {"get": {
+            "summary": "Readiness: tables recovered and no rebalance in progress.",
+            "responses": {
+                "200": _json({"type": "object"}, "Ready."),
+                "503": _json({"type": "object"}, "Starting or rebalancing."),
+            },
+        }},
+        "/v1/alerts": {"get": {
+            "summary": "Recent alerts, newest first, with their deliveries.",
+            "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+            "responses": {
+                "200": _json({"type": "object", "properties": {"alerts": {"type": "array", "items": {
+                    "type": "object", "properties": {"alert": _ALERT, "deliveries": {"type": "array", "items": _DELIVERY}},
+                }}}}, "Recent alerts."),
+                "400": _json(_ERROR, "Bad query parameter."),
+            },
+        }},
+        "/v1/spend": {"get": {
+            "summary": "Current cost windows per key, counters and unpriced models on this worker.",
+            "responses": {"200": _json({"type": "object", "properties": {
+                "bucket_seconds": {"type": "number"},
+                "keys": {"type": "array", "items": {"type": "object", "properties": {
+                    "key": {"type": "object"}, "total_cost_usd": {"type": "number"}, "events": {"type": "integer"},
+                    "unpriced_events": {"type": "integer"}, "late_events": {"type": "integer"},
+                    "open_buckets": {"type": "array"}, "last_closed": {"type": ["object", "null"]},
+                    "incident": {"type": ["string", "null"]},
+                }}},
+                "counters": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "unpriced_models": {"type": "object", "additionalProperties": {"type": "integer"}},
+            }}, "Spend windows.")},
+        }},
+        "/openapi.json": {"get": {"summary": "This document.", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.")}}},
+    },
+}

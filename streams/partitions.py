@@ -1,0 +1,79 @@
+"""One engine per source partition, persisted to Faust tables once per batch (not per event).
+
+Table keys are ``<partition>|<key name>`` and every write goes to the changelog partition of
+the source partition it came from, so a key's state moves with its partition on rebalance.
+The per-partition meta record stores the last source offset folded into the snapshot: on
+restart, messages at or below it are skipped, so replayed messages are never counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from streams.core.engine import Engine, EngineConfig, Pricer
+
+log = logging.getLogger("spendsentry.streams")
+
+
+def _persist(table: Any, partition: int, key: bytes, value: bytes) -> None:
+    """Write a table entry to an explicit changelog partition (the batch spans partitions)."""
+    table.data[key] = value
+    table.send_changelog(partition, key, value)
+
+
+class PartitionEngines:
+    def __init__(self, config: EngineConfig, pricer: Pricer, windows: Any, models: Any, meta: Any) -> None:
+        self.config = config
+        self.pricer = pricer
+        self.windows = windows
+        self.models = models
+        self.meta = meta
+        self.engines: dict[int, Engine] = {}
+        self.offsets: dict[int, int] = {}
+        self.last_input: dict[int, float] = {}
+
+    def get(self, partition: int) -> Engine:
+        engine = self.engines.get(partition)
+        if engine is None:
+            engine = self.engines[partition] = self._restore(partition)
+        return engine
+
+    def _restore(self, partition: int) -> Engine:
+        prefix = f"{partition}|".encode()
+        engine = Engine(self.config, self.pricer)
+        meta = self.meta.data.get(str(partition).encode())
+        windows = [v for k, v in self.windows.data.items() if k.startswith(prefix)]
+        models = [v for k, v in self.models.data.items() if k.startswith(prefix)]
+        offset = -1
+        if meta:
+            values = orjson.loads(meta)
+            offset = values["offset"]
+            engine.restore(values["engine"], windows, models)
+        self.offsets[partition] = offset
+        self.last_input[partition] = time.monotonic()
+        if meta:
+            log.info("partition %d: restored %d keys, resuming after offset %d", partition, len(engine.keys), offset)
+        return engine
+
+    def persist(self, partition: int) -> None:
+        """Snapshot what changed in this partition's engine since the last call."""
+        engine = self.engines[partition]
+        windows, models = engine.drain_dirty()
+        prefix = f"{partition}|"
+        for name, blob in windows:
+            _persist(self.windows, partition, (prefix + name).encode(), blob)
+        for name, blob in models:
+            _persist(self.models, partition, (prefix + name).encode(), blob)
+        meta = orjson.dumps({"offset": self.offsets[partition], "engine": engine.meta()})
+        _persist(self.meta, partition, str(partition).encode(), meta)
+
+    def drop(self, partitions: set[int]) -> None:
+        """Forget engines of revoked partitions; they reload from the tables if they come back."""
+        for partition in partitions:
+            self.engines.pop(partition, None)
+            self.offsets.pop(partition, None)
+            self.last_input.pop(partition, None)

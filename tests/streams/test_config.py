@@ -1,0 +1,48 @@
+"""Settings from the environment: public names, defaults and precise errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.errors import ConfigError
+from streams.config import Settings, parse_group_bys
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.broker == "kafka://127.0.0.1:9092" and settings.bootstrap == "127.0.0.1:9092"
+    assert (settings.usage_topic, settings.alerts_topic, settings.deadletter_topic) == (
+        "spendsentry.usage", "spendsentry.alerts", "spendsentry.deadletter")
+    assert settings.group_bys == (("model",),)
+    assert settings.slack_api_url == "https://slack.com/api/"
+
+
+def test_public_names_are_read() -> None:
+    settings = Settings.from_env({
+        "SPENDSENTRY_BROKER": "kafka://k1:9092;kafka://k2:9092", "SPENDSENTRY_WEB_PORT": "7000",
+        "SPENDSENTRY_WEBHOOK_URLS": "http://a/hook, http://b/hook", "SPENDSENTRY_WEBHOOK_SECRET": "whsec_abc",
+        "SPENDSENTRY_SLACK_TOKEN": "xoxb-1", "SPENDSENTRY_SLACK_CHANNEL": "#alerts",
+        "SPENDSENTRY_SLACK_API_URL": "http://127.0.0.1:9/api/", "SPENDSENTRY_TOPIC_PREFIX": "acme",
+    })
+    assert settings.bootstrap == "k1:9092,k2:9092" and settings.web_port == 7000
+    assert settings.webhook_urls == ("http://a/hook", "http://b/hook")
+    assert settings.usage_topic == "acme.usage"
+    assert settings.slack_api_url == "http://127.0.0.1:9/api/"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"SPENDSENTRY_WEB_PORT": "x"}, "SPENDSENTRY_WEB_PORT='x': must be an integer"),
+    ({"SPENDSENTRY_WEBHOOK_URLS": "http://a"}, "SPENDSENTRY_WEBHOOK_SECRET (whsec_...) is not"),
+    ({"SPENDSENTRY_WEBHOOK_SECRET": "abc"}, "must start with whsec_"),
+    ({"SPENDSENTRY_SLACK_TOKEN": "xoxb"}, "must be set together"),
+    ({"SPENDSENTRY_GROUP_BY": "model;team"}, "must include the partition key model"),
+    ({"SPENDSENTRY_GROUP_BY": "colour"}, "unknown dimension 'colour'"),
+])
+def test_errors_name_the_setting(env: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Settings.from_env(env)
+
+
+def test_group_bys() -> None:
+    assert parse_group_bys("model; team,model ;tags.tenant,model") == (
+        ("model",), ("team", "model"), ("tags.tenant", "model"))
