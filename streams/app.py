@@ -23,7 +23,7 @@ import orjson
 from alerts.dispatch import Dispatcher
 from schemas.alert import Alert
 from streams.config import Settings
-from streams.core.engine import DeadLetter, EngineConfig, Pricer
+from streams.core.engine import DeadLetter, Pricer
 from streams.partitions import PartitionEngines
 from streams.sinks import build_sinks
 from streams.web import register_pages
@@ -52,12 +52,7 @@ class Runtime:
         self.meta = app.Table("meta", **table)
         self.delivered = app.Table("delivered", **table)
         self.recent = app.Table("recent-alerts", **table)
-        config = EngineConfig(
-            bucket_seconds=settings.bucket_seconds,
-            allowed_lateness_s=settings.allowed_lateness_s,
-            group_bys=settings.group_bys,
-        )
-        self.engines = PartitionEngines(config, pricer, self.windows, self.models, self.meta)
+        self.engines = PartitionEngines(settings.engine_config(), pricer, self.windows, self.models, self.meta)
         self.deadletters = 0
         self.deliveries: dict[str, int] = defaultdict(int)
         self.logged_unpriced: set[tuple[str, str]] = set()

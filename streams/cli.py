@@ -85,6 +85,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                 duration_s=args.duration, exit_after=args.exit_after))
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from streams.backtest import backtest
+    from streams.core.pricing import PriceCatalogue
+    from streams.produce import read_lines
+
+    settings = _settings()
+    with open(args.output, "wb") as output:
+        summary = backtest(read_lines(args.events), output, settings.engine_config(),
+                           PriceCatalogue.load(settings.prices_file))
+    for line in summary.lines():
+        print(line)
+    print(f"alerts written to {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spendsentry", description="Real-time AI spend anomaly alerting.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     kafka = sub.add_parser("kafka", help="a local single-node Kafka (KRaft) on 127.0.0.1:9092")
     kafka.add_argument("action", choices=["up", "down", "status"])
     kafka.set_defaults(func=cmd_kafka)
+
+    backtest = sub.add_parser("backtest", help="replay a usage-event file through the engine, without Kafka")
+    backtest.add_argument("events", help="JSON Lines file of usage events ('-' = stdin)")
+    backtest.add_argument("--output", required=True, help="where to write alerts (JSON Lines)")
+    backtest.set_defaults(func=cmd_backtest)
 
     demo = sub.add_parser("demo", help="broker + worker + webhook receiver + traffic with a cost burst")
     demo.add_argument("--history-hours", type=float, default=3.0, help="hours of history replayed first")

@@ -12,6 +12,7 @@ from typing import Mapping
 
 from schemas.errors import ConfigError
 from schemas.usage import DIMENSIONS
+from streams.core.engine import EngineConfig
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
@@ -109,6 +110,11 @@ class Settings:
     def bootstrap(self) -> str:
         """The broker list as aiokafka wants it (``host:port,...``)."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";") if part)
+
+    def engine_config(self) -> EngineConfig:
+        """The engine settings: the worker and the backtest must use the very same ones."""
+        return EngineConfig(bucket_seconds=self.bucket_seconds, allowed_lateness_s=self.allowed_lateness_s,
+                            group_bys=self.group_bys)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
