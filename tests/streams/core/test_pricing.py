@@ -51,7 +51,7 @@ def test_bundled_catalogue_is_dated_and_covers_five_providers(cat: PriceCatalogu
 
 
 def test_bundled_file_is_litellm_format() -> None:
-    path = Path(__file__).resolve().parents[2] / "streams" / "core" / "prices" / "catalogue.json"
+    path = Path(__file__).resolve().parents[3] / "streams" / "core" / "prices" / "catalogue.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     meta = data.pop("_spendsentry")
     assert meta["as_of"] and meta["source"]
