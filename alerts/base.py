@@ -20,6 +20,8 @@ class DeliveryResult:
     error: str | None = None
     #: sink-specific reference kept for idempotency and updates, e.g. {"channel": "C1", "ts": "..."}
     ref: dict[str, Any] = field(default_factory=dict)
+    #: True when trying again later cannot help (410 Gone, other 4xx, bad auth): fix or disable the sink
+    permanent: bool = False
 
 
 @runtime_checkable

@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from alerts.receiver import WebhookReceiver
 from alerts.signing import generate_secret
+from schemas.alert import Alert
 from streams import localkafka
 from streams.produce import UsageProducer
 from streams.traffic import Burst, TrafficGenerator
@@ -81,12 +82,11 @@ async def run_demo(history_hours: float = 3.0, burst_after_s: float = 45.0, dura
     done = asyncio.Event()
     burst_started: list[float] = []
 
-    def on_alert(body: dict) -> None:
-        alert = body["data"]
+    def on_alert(alert: Alert) -> None:
         since = f" +{time.monotonic() - burst_started[0]:.0f}s after burst start" if burst_started else ""
-        say(f"WEBHOOK (signature verified) {alert['status'].upper()} {alert['severity']} "
-            f"[{alert['type']}] {alert['summary']}{since}")
-        if alert["key"].get("model") == BURST_MODEL and alert["status"] == exit_after:
+        say(f"WEBHOOK (signature verified) {alert.status.upper()} {alert.severity} "
+            f"[{alert.type}] {alert.summary}{since}")
+        if alert.key.get("model") == BURST_MODEL and alert.status == exit_after:
             done.set()
 
     receiver = WebhookReceiver(secret, on_alert=on_alert)

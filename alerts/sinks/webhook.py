@@ -1,0 +1,128 @@
+"""Signed webhook delivery (Standard Webhooks v1): one POST per alert state change.
+
+Body ``{"type": "spendsentry.alert.firing"|"spendsentry.alert.resolved", "timestamp": RFC 3339,
+"data": alert.to_dict()}``. ``webhook-id`` is derived from ``(alert_id, status)`` so it is the
+same on every retry and on a redelivery after a restart: receivers dedupe on it. The timestamp
+and signature are made afresh for each attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+
+import httpx
+import orjson
+
+from alerts.base import DeliveryResult
+from alerts.retry import ExponentialBackoff, RetryPolicy, Sleep, parse_retry_after
+from alerts.signing import decode_secret, signed_headers
+from schemas.alert import Alert, rfc3339
+from schemas.errors import ConfigError, DeliveryError
+
+EVENT_TYPES = {"firing": "spendsentry.alert.firing", "resolved": "spendsentry.alert.resolved"}
+
+
+def webhook_id(alert: Alert) -> str:
+    """The idempotency key of one alert state change: ``msg_`` + 24 hex of sha256(alert_id:status)."""
+    return "msg_" + hashlib.sha256(f"{alert.alert_id}:{alert.status}".encode()).hexdigest()[:24]
+
+
+def webhook_body(alert: Alert, timestamp: int) -> bytes:
+    """The exact bytes that are signed and sent."""
+    return orjson.dumps({"type": EVENT_TYPES[alert.status], "timestamp": rfc3339(timestamp), "data": alert.to_dict()})
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class WebhookSink:
+    """POSTs each alert to one endpoint, signed with that endpoint's ``whsec_`` secret.
+
+    Retries follow ``retry`` (timeouts, connection errors, 429 with ``Retry-After``, 5xx);
+    410 Gone is permanent and flagged so the endpoint can be disabled. ``send`` never raises for
+    delivery failures. A client passed in is the caller's to close; one made here is closed by ``aclose``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        *,
+        client: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 10.0,
+        name: str = "webhook",
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        parsed = httpx.URL(url)
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ConfigError(f"webhook url must be http(s)://host/...: {url!r}")
+        decode_secret(secret)  # fail at start-up, not on the first alert
+        self.url = url
+        self.name = name
+        self._secret = secret
+        self._retry: RetryPolicy = retry if retry is not None else ExponentialBackoff()
+        self._timeout = timeout
+        self._sleep = sleep
+        self._clock = clock
+        self._owns_client = client is None
+        self._client = client if client is not None else httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._closed = False
+
+    async def send(self, alert: Alert) -> DeliveryResult:
+        started = time.perf_counter()
+        msg_id = webhook_id(alert)
+        ref = {"webhook_id": msg_id}
+        attempt = 0
+        while True:
+            attempt += 1
+            if self._closed:
+                return self._fail(attempt - 1, started, ref, DeliveryError("sink is closed", sink=self.name,
+                                                                              retryable=False))
+            timestamp = int(self._clock())
+            body = webhook_body(alert, timestamp)
+            headers = {"content-type": "application/json", **signed_headers(self._secret, msg_id, timestamp, body)}
+            retry_after: float | None = None
+            try:
+                response = await self._client.post(self.url, content=body, headers=headers, timeout=self._timeout)
+            except httpx.TransportError as exc:  # timeouts, refused/reset connections
+                status: int | None = None
+                error = DeliveryError(_describe(exc), sink=self.name)
+            except httpx.HTTPError as exc:
+                return self._fail(attempt, started, ref, DeliveryError(_describe(exc), sink=self.name,
+                                                                       retryable=False))
+            else:
+                status = response.status_code
+                if 200 <= status <= 299:
+                    return DeliveryResult(sink=self.name, ok=True, attempts=attempt, status=status,
+                                          latency_s=time.perf_counter() - started, ref=ref)
+                if status == 410:
+                    return self._fail(attempt, started, ref, DeliveryError(
+                        "endpoint is gone (410 Gone): disable this webhook", sink=self.name, status=status,
+                        retryable=False))
+                retry_after = parse_retry_after(response.headers.get("retry-after"), now=self._clock())
+                snippet = response.text[:200].strip()
+                error = DeliveryError(f"endpoint answered {status}" + (f": {snippet}" if snippet else ""),
+                                      sink=self.name, status=status, retryable=status == 429 or status >= 500)
+            wait = self._retry.delay(attempt, status=status, retry_after=retry_after)
+            if wait is None:
+                return self._fail(attempt, started, ref, error)
+            await self._sleep(wait)
+
+    def _fail(self, attempts: int, started: float, ref: dict[str, str], error: DeliveryError) -> DeliveryResult:
+        return DeliveryResult(sink=self.name, ok=False, attempts=attempts, status=error.status,
+                              latency_s=time.perf_counter() - started, error=str(error),
+                              permanent=not error.retryable, ref=ref)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client:
+            await self._client.aclose()
