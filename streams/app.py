@@ -46,12 +46,11 @@ class Runtime:
         self.usage_topic = app.topic(settings.usage_topic, partitions=settings.partitions, **raw)
         self.alerts_topic = app.topic(settings.alerts_topic, partitions=settings.partitions, **raw)
         self.deadletter_topic = app.topic(settings.deadletter_topic, partitions=settings.partitions, **raw)
-        table = {"partitions": settings.partitions, "key_serializer": "raw", "value_serializer": "raw"}
-        self.windows = app.Table("windows", **table)
-        self.models = app.Table("models", **table)
-        self.meta = app.Table("meta", **table)
-        self.delivered = app.Table("delivered", **table)
-        self.recent = app.Table("recent-alerts", **table)
+        self.windows = _bytes_table(app, "windows", settings.partitions)
+        self.models = _bytes_table(app, "models", settings.partitions)
+        self.meta = _bytes_table(app, "meta", settings.partitions)
+        self.delivered = _bytes_table(app, "delivered", settings.partitions)
+        self.recent = _bytes_table(app, "recent-alerts", settings.partitions)
         self.engines = PartitionEngines(settings.engine_config(), pricer, self.windows, self.models, self.meta)
         self.deadletters = 0
         self.deliveries: dict[str, int] = defaultdict(int)
@@ -85,10 +84,26 @@ class Runtime:
                 log.warning("unpriced model %s/%s: events are counted with cost 0 and flagged unpriced "
                             "(add it to SPENDSENTRY_PRICES_FILE)", provider, model)
 
+    def ensure_engines(self) -> None:
+        """Restore the engine of every assigned usage partition once tables are recovered,
+        so a restarted worker shows its state and closes idle buckets before new events come."""
+        if not self.app.tables.recovery.completed.is_set() or self.app.rebalancing:
+            return
+        for tp in self.app.consumer.assignment():
+            if tp.topic == self.settings.usage_topic:
+                self.engines.get(tp.partition)
+
     def recent_alerts(self, limit: int) -> list[dict[str, Any]]:
         records = [orjson.loads(v) for v in self.recent.data.values()]
         records.sort(key=lambda r: (r["alert"]["triggered_at"], r["alert"]["status"]), reverse=True)
         return records[:limit]
+
+
+def _bytes_table(app: faust.App, name: str, partitions: int) -> faust.Table:
+    """A table of raw bytes keys and values: we serialise snapshots ourselves (pickle/orjson)."""
+    table = app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions)
+    table.key_serializer = table.value_serializer = "raw"  # read when the changelog topic is made
+    return table
 
 
 def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
@@ -107,6 +122,9 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
         datadir=str(settings.data_dir / settings.app_id),
         table_cleanup_interval=60.0,
         stream_buffer_maxsize=BATCH_MAX,
+        # a killed worker's partitions move within seconds, not Faust's default minute
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
     )
     runtime = Runtime(app, settings, pricer, Dispatcher(build_sinks(settings)))
 
@@ -129,6 +147,7 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
     async def close_idle() -> None:
         engines = runtime.engines
         async with runtime.lock:
+            runtime.ensure_engines()
             now = time.monotonic()
             for partition, engine in list(engines.engines.items()):
                 quiet = now - engines.last_input[partition]

@@ -34,6 +34,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings.alerts_topic: settings.partitions,
         settings.deadletter_topic: settings.partitions,
     })
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     app, _ = create_app(settings, pricer)
     sys.argv = [sys.argv[0], "worker", "-l", args.loglevel]
     app.main()

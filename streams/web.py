@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import faust
 
+from streams.core.engine import Counters
 from streams.openapi import OPENAPI
 
 if TYPE_CHECKING:
@@ -40,12 +42,12 @@ def register_pages(app: faust.App, runtime: Runtime) -> None:
     @app.page("/v1/spend")
     async def spend(view: faust.web.View, request: Any) -> Any:
         keys: list[dict[str, Any]] = []
-        totals: dict[str, int] = {}
+        totals: dict[str, int] = asdict(Counters())
         unpriced: dict[str, int] = {}
         for engine in runtime.engines.engines.values():
             keys += engine.spend()
-            for name, value in vars(engine.counters).items():
-                totals[name] = totals.get(name, 0) + value
+            for name, value in asdict(engine.counters).items():
+                totals[name] += value
             for (provider, model), count in engine.unpriced_models.items():
                 unpriced[f"{provider}/{model}"] = unpriced.get(f"{provider}/{model}", 0) + count
         keys.sort(key=lambda k: -k["total_cost_usd"])

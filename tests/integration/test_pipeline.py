@@ -1,0 +1,130 @@
+"""The whole path on the real broker: usage events -> worker -> signed webhook + Slack."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from dataclasses import replace
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from streams.produce import UsageProducer
+from streams.traffic import DEFAULT_MODELS, Burst, TrafficGenerator
+from tests.integration.conftest import eventually
+
+pytestmark = pytest.mark.integration
+
+MODELS = tuple(replace(m, rate_per_s=m.rate_per_s / 5) for m in DEFAULT_MODELS)
+T0 = time.time() // 3600 * 3600 - 6 * 3600  # six hours ago, on the hour
+BURST = Burst("gpt-4o", T0 + 180 * 60, T0 + 185 * 60, 10.0)
+
+
+def history(start_min: int, end_min: int, seed: int = 5) -> list[dict]:
+    generator = TrafficGenerator(MODELS, seed=seed, id_prefix=f"h{start_min}")
+    return list(generator.events(T0 + start_min * 60, T0 + end_min * 60, (BURST,)))
+
+
+async def produce(broker: str, prefix: str, events: list[dict], batch: int = 1) -> None:
+    async with UsageProducer(broker, f"{prefix}.usage") as producer:
+        await producer.send_events(events, batch=batch)
+
+
+async def test_burst_reaches_signed_webhook_and_slack(make_worker, receiver, slack_api, broker, topic_prefix):
+    """Three hours of history then a 10x burst on gpt-4o: one signed firing webhook, one Slack post."""
+    worker = make_worker(SPENDSENTRY_WEBHOOK_URLS=receiver.url, SPENDSENTRY_WEBHOOK_SECRET=receiver.secret,
+                         SPENDSENTRY_SLACK_TOKEN=slack_api.token, SPENDSENTRY_SLACK_CHANNEL="#llm-oncall",
+                         SPENDSENTRY_SLACK_API_URL=slack_api.base_url).start()
+    await worker.ready()
+    await produce(broker, topic_prefix, history(0, 200), batch=50)
+
+    def firing():
+        return [r for r in receiver.received if r["body"]["type"] == "spendsentry.alert.firing"]
+
+    (delivery,) = await eventually(firing, message="a firing webhook")
+    alert = delivery["body"]["data"]
+    assert alert["key"] == {"model": "gpt-4o"} and alert["type"] == "cost_spike"
+    assert alert["window_start"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(BURST.start))
+    assert alert["observed"] > 5 * alert["expected"]
+    assert receiver.rejected == 0  # every delivery carried a valid Standard Webhooks signature
+    posts = await eventually(lambda: slack_api.calls_to("chat.postMessage"), message="a Slack post")
+    assert posts[0].args["channel"] == "#llm-oncall"
+    assert "gpt-4o" in orjson.dumps(posts[0].args["blocks"]).decode()
+    # the burst resolves once spend is back to normal; the other models stay quiet
+    await eventually(lambda: [r for r in receiver.received if r["body"]["type"] == "spendsentry.alert.resolved"],
+                     message="the resolved webhook")
+    assert {r["body"]["data"]["key"]["model"] for r in receiver.received} == {"gpt-4o"}
+    listed = await worker.get("/v1/alerts")
+    assert {a["alert"]["alert_id"] for a in listed["alerts"]} == {alert["alert_id"]}
+    assert all(d["ok"] for a in listed["alerts"] for d in a["deliveries"])
+
+
+async def test_malformed_messages_go_to_dead_letter_and_good_ones_flow(make_worker, broker, topic_prefix):
+    """Bad bytes, bad fields and a half-bad array: dead letters with reasons; the rest is counted."""
+    worker = make_worker().start()
+    await worker.ready()
+    good = history(0, 2)
+    bad_field = {**good[0], "event_id": "bad-1", "input_tokens": -3}
+    mixed = [good[1] | {"event_id": "array-ok"}, {"event_id": "array-bad", "provider": "openai"}]
+    async with UsageProducer(broker, f"{topic_prefix}.usage") as producer:
+        await producer.send_raw(b"{not json", b"gpt-4o")
+        await producer.send_raw(b"\xff\xfe\x00garbage", b"gpt-4o")
+        await producer.send_raw(orjson.dumps(bad_field), b"gpt-4o")
+        await producer.send_raw(orjson.dumps(mixed), b"gpt-4o")
+        await producer.send_events(good)
+        await producer.flush()
+
+    async def counted():
+        spend = await worker.get("/v1/spend")
+        return spend["counters"]["events"] == len(good) + 1 and spend
+
+    spend = await eventually(counted, message="all good events counted")
+    assert spend["counters"]["invalid"] == 4 and spend["counters"]["deadletters"] == 4
+
+    consumer = AIOKafkaConsumer(f"{topic_prefix}.deadletter", bootstrap_servers=broker, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        records = []
+        deadline = time.monotonic() + 20
+        while len(records) < 4 and time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records += batch
+    finally:
+        await consumer.stop()
+    by_value = {r.value: dict(r.headers) for r in records}
+    assert by_value[b"{not json"]["spendsentry-reason"].startswith(b"invalid JSON")
+    assert b"\xff\xfe\x00garbage" in by_value
+    assert orjson.loads(by_value[orjson.dumps(bad_field)]["spendsentry-error"]) == {
+        "field": "input_tokens", "value": -3, "rule": "must be >= 0"}
+    array_bad = by_value[orjson.dumps(mixed[1])]
+    assert array_bad["spendsentry-index"] == b"1"
+    assert array_bad["spendsentry-reason"] == b"timestamp: is required (got None)"
+    assert array_bad["spendsentry-source"].startswith(f"{topic_prefix}.usage/".encode())
+
+
+async def test_killed_worker_resumes_without_double_counting(make_worker, receiver, broker, topic_prefix):
+    """SIGKILL after two hours of history; the restarted worker restores windows and detector
+    state from Kafka, counts every event exactly once, and still alerts on the burst once."""
+    env = {"SPENDSENTRY_WEBHOOK_URLS": receiver.url, "SPENDSENTRY_WEBHOOK_SECRET": receiver.secret}
+    first = make_worker(**env).start()
+    await first.ready()
+    part1, part2 = history(0, 120), history(120, 200)
+    await produce(broker, topic_prefix, part1, batch=20)
+
+    async def processed(worker, n):
+        spend = await worker.get("/v1/spend")
+        return sum(k["events"] for k in spend["keys"]) == n
+
+    await eventually(lambda: processed(first, len(part1)), message="part 1 processed")
+    first.kill(signal.SIGKILL)
+    second = make_worker(**env).start()
+    await second.ready()
+    await produce(broker, topic_prefix, part2, batch=20)
+    await eventually(lambda: processed(second, len(part1) + len(part2)), timeout=90, message="all events, once")
+    await eventually(lambda: any(r["body"]["type"] == "spendsentry.alert.firing" for r in receiver.received),
+                     message="the burst alert after restart")
+    ids = Counter((r["body"]["data"]["alert_id"], r["body"]["type"]) for r in receiver.received)
+    assert all(count == 1 for count in ids.values())
+    assert {r["body"]["data"]["key"]["model"] for r in receiver.received} == {"gpt-4o"}
