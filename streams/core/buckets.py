@@ -55,7 +55,7 @@ class KeyState:
 
     __slots__ = (
         "name", "key", "open", "total_cost", "total_events", "unpriced", "late",
-        "detector", "lifecycle", "last_closed", "last",
+        "detector", "lifecycle", "last_closed", "last", "closed", "fast_floor", "fast_rate",
     )
 
     def __init__(self, name: str, key: dict[str, str], detector: Detector, lifecycle: Lifecycle) -> None:
@@ -70,6 +70,10 @@ class KeyState:
         self.lifecycle = lifecycle
         self.last_closed: float | None = None
         self.last: Closed | None = None
+        self.closed = 0
+        #: in-bucket fast path thresholds (see Engine._fast_check); off until the key is warm
+        self.fast_floor = float("inf")
+        self.fast_rate = float("inf")
 
     def window_state(self) -> tuple:
         return (self.open, self.total_cost, self.total_events, self.unpriced, self.late)
@@ -78,10 +82,11 @@ class KeyState:
         self.open, self.total_cost, self.total_events, self.unpriced, self.late = state
 
     def model_state(self) -> tuple:
-        return (self.detector, self.lifecycle, self.last_closed, self.last)
+        return (self.detector, self.lifecycle, self.last_closed, self.last, self.closed, self.fast_floor, self.fast_rate)
 
     def set_model_state(self, state: tuple) -> None:
-        self.detector, self.lifecycle, self.last_closed, self.last = state
+        (self.detector, self.lifecycle, self.last_closed, self.last, self.closed,
+         self.fast_floor, self.fast_rate) = state
 
     def judge(self, bucket: Bucket) -> Verdict:
         """Score then learn one closed bucket."""
@@ -89,5 +94,6 @@ class KeyState:
         verdict = self.detector.score_one(x)
         self.detector.learn_one(x)
         self.last_closed = bucket.start
+        self.closed += 1
         self.last = Closed(bucket.start, bucket.cost, verdict.expected, verdict.score)
         return verdict

@@ -49,6 +49,14 @@ class EngineConfig:
     resolve_after: int = 3
     max_gap_buckets: int = 240
     severity: SeverityPolicy = field(default_factory=SeverityPolicy)
+    #: in-bucket fast path: fire before the bucket closes when the open bucket's spend rate is
+    #: ``fast_factor`` x the expected rate, it already holds at least one normal bucket's spend
+    #: plus ``fast_min_excess_usd`` and ``fast_min_events`` events, after ``fast_warmup`` closed buckets
+    fast_factor: float = 20.0
+    fast_min_excess_usd: float = 1.0
+    fast_min_events: int = 10
+    fast_min_elapsed_s: float = 5.0
+    fast_warmup: int = 30
     detector_factory: Callable[[], Detector] = EWSpendDetector
 
 
@@ -173,6 +181,8 @@ class Engine:
             bucket.cached_input_tokens += event.cached_input_tokens
             if unpriced:
                 bucket.unpriced += 1
+            if bucket.cost >= state.fast_floor and state.lifecycle.incident is None:
+                self._fast_check(state, bucket, ts)
         counters = self.counters
         counters.events += 1
         if late:
@@ -223,6 +233,10 @@ class Engine:
 
     def _judge(self, state: KeyState, bucket: Bucket) -> None:
         verdict: Verdict = state.judge(bucket)
+        config = self.config
+        if state.closed >= config.fast_warmup:
+            state.fast_floor = verdict.expected + config.fast_min_excess_usd
+            state.fast_rate = config.fast_factor * verdict.expected / self._size
         self.counters.buckets_closed += 1
         self._dirty_models.add(state)
         self._dirty_windows.add(state)
@@ -238,6 +252,28 @@ class Engine:
         if alert is not None:
             self.counters.alerts += 1
             self._alerts.append(alert)
+
+    def _fast_check(self, state: KeyState, bucket: Bucket, ts: float) -> None:
+        """Cheap in-bucket burst test: a 30x retry storm alerts within seconds, not at minute end."""
+        config = self.config
+        elapsed = max(ts - bucket.start, config.fast_min_elapsed_s)
+        if bucket.events < config.fast_min_events or bucket.cost < state.fast_rate * elapsed:
+            return
+        expected = state.last.expected if state.last else 0.0
+        projected = bucket.cost * self._size / elapsed
+        ratio = projected / expected if expected > 0 else float("inf")
+        verdict = Verdict(score=1.0, expected=expected, anomalous=True,
+                          reason=f"in-bucket burst: ${bucket.cost:.2f} in {elapsed:.0f}s, on pace for {ratio:.0f}x expected")
+        alert = state.lifecycle.on_verdict(
+            alert_type=ALERT_TYPE, key=state.key, start=bucket.start, end=ts, observed=bucket.cost,
+            verdict=verdict, policy=config.severity,
+            details={"detector": "fast_path", "requests": bucket.requests, "events": bucket.events,
+                     "projected_usd": round(projected, 6), "early": True},
+        )
+        if alert is not None:
+            self.counters.alerts += 1
+            self._alerts.append(alert)
+            self._dirty_models.add(state)
 
     def _new_state(self, family_index: int, dims: tuple[str, ...], key: tuple) -> KeyState:
         named = dict(zip(dims, key))

@@ -155,3 +155,30 @@ def test_restore_from_snapshots_resumes_exactly() -> None:
     alerts += run(second, events[cut:])
     assert [a.to_dict() for a in alerts] == [a.to_dict() for a in expected]
     assert any(a.status == "firing" for a in expected)
+
+
+def test_huge_burst_fires_within_seconds_not_at_bucket_close() -> None:
+    """A 30x retry storm alerts from inside the open bucket; the close does not alert again."""
+    engine = Engine(EngineConfig(), FlatPricer())
+    events = sorted(traffic(200, burst_model="gpt-4o", burst_from=180, burst_x=30), key=lambda e: e["timestamp"])
+    alerts = []
+    for event in events:
+        engine.ingest(orjson.dumps(event))
+        for alert in engine.drain_alerts():
+            alerts.append((alert, event["timestamp"]))
+    firing = [(a, ts) for a, ts in alerts if a.status == "firing"]
+    assert len(firing) == 1
+    alert, seen_at = firing[0]
+    assert alert.key == {"model": "gpt-4o"} and alert.details["early"] is True
+    assert alert.window_start == T0 + 180 * 60
+    assert seen_at - alert.window_start < 15  # seconds of event time into the burst
+    assert alert.triggered_at == seen_at
+
+
+def test_fast_path_stays_quiet_on_a_5x_burst() -> None:
+    """Moderate bursts are judged at bucket close by the detector, not by the fast path."""
+    engine = Engine(EngineConfig(), FlatPricer())
+    alerts = run(engine, sorted(traffic(200, burst_model="gpt-4o", burst_from=180, burst_x=5),
+                                key=lambda e: e["timestamp"]))
+    firing = [a for a in alerts if a.status == "firing"]
+    assert len(firing) == 1 and "early" not in firing[0].details
