@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 import faust
@@ -23,7 +23,8 @@ import orjson
 from alerts.dispatch import Dispatcher
 from schemas.alert import Alert
 from streams.config import Settings
-from streams.core.engine import DeadLetter, Pricer
+from streams.core.engine import Counters, DeadLetter, Pricer
+from streams.metrics import Histogram
 from streams.partitions import PartitionEngines
 from streams.sinks import build_sinks
 from streams.web import register_pages
@@ -53,7 +54,11 @@ class Runtime:
         self.recent = _bytes_table(app, "recent-alerts", settings.partitions)
         self.engines = PartitionEngines(settings.engine_config(), pricer, self.windows, self.models, self.meta)
         self.deadletters = 0
-        self.deliveries: dict[str, int] = defaultdict(int)
+        #: counters of engines whose partitions were revoked, so process totals never go down
+        self.retired = Counters()
+        self.alerts_published: Counter[tuple[str, str, str]] = Counter()
+        self.deliveries: Counter[tuple[str, str]] = Counter()
+        self.delivery_latency = Histogram()
         self.logged_unpriced: set[tuple[str, str]] = set()
         #: the agent and the idle timer both drive engines; batches must not interleave
         self.lock = asyncio.Lock()
@@ -74,6 +79,7 @@ class Runtime:
 
     async def publish(self, alerts: list[Alert]) -> None:
         for alert in alerts:
+            self.alerts_published[(alert.type, alert.severity, alert.status)] += 1
             log.warning("alert %s %s %s: %s", alert.status, alert.severity, alert.alert_id, alert.summary)
             await self.alerts_topic.send(key=alert.alert_id.encode(), value=orjson.dumps(alert.to_dict()))
 
@@ -83,6 +89,31 @@ class Runtime:
                 self.logged_unpriced.add((provider, model))
                 log.warning("unpriced model %s/%s: events are counted with cost 0 and flagged unpriced "
                             "(add it to SPENDSENTRY_PRICES_FILE)", provider, model)
+
+    def counters(self) -> Counters:
+        """Process totals over every engine this worker ran."""
+        total = Counters()
+        total.add(self.retired)
+        for engine in self.engines.engines.values():
+            total.add(engine.counters)
+        return total
+
+    def drop_partitions(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            engine = self.engines.engines.get(partition)
+            if engine is not None:
+                self.retired.add(engine.counters)
+        self.engines.drop(partitions)
+
+    def consumer_lag(self) -> dict[int, int]:
+        """Messages not yet processed per assigned usage partition."""
+        lag = {}
+        for tp in self.app.consumer.assignment():
+            if tp.topic == self.settings.usage_topic:
+                highwater = self.app.consumer.highwater(tp)
+                if highwater is not None:
+                    lag[tp.partition] = max(0, highwater - 1 - self.engines.offsets.get(tp.partition, -1))
+        return lag
 
     def ensure_engines(self) -> None:
         """Restore the engine of every assigned usage partition once tables are recovered,
@@ -160,7 +191,7 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set, **_: Any) -> None:
-        runtime.engines.drop({tp.partition for tp in revoked if tp.topic == settings.usage_topic})
+        runtime.drop_partitions({tp.partition for tp in revoked if tp.topic == settings.usage_topic})
 
     register_pages(app, runtime)
     return app, runtime
@@ -194,7 +225,8 @@ async def _deliver(runtime: Runtime, alert: Alert) -> None:
         return
     results = await runtime.dispatcher.deliver(alert)
     for result in results:
-        runtime.deliveries[f"{result.sink}:{'ok' if result.ok else 'failed'}"] += 1
+        runtime.deliveries[(result.sink, "ok" if result.ok else "failed")] += 1
+        runtime.delivery_latency.observe(result.latency_s, sink=result.sink)
     runtime.delivered[record_key] = b"1"
     previous = runtime.recent.get(alert.alert_id.encode())
     deliveries = orjson.loads(previous)["deliveries"] if previous else []

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
-from streams.core.engine import Counters
+from streams.metrics import render
 from streams.openapi import OPENAPI
 
 if TYPE_CHECKING:
@@ -42,12 +42,10 @@ def register_pages(app: faust.App, runtime: Runtime) -> None:
     @app.page("/v1/spend")
     async def spend(view: faust.web.View, request: Any) -> Any:
         keys: list[dict[str, Any]] = []
-        totals: dict[str, int] = asdict(Counters())
+        totals: dict[str, Any] = asdict(runtime.counters())
         unpriced: dict[str, int] = {}
         for engine in runtime.engines.engines.values():
             keys += engine.spend()
-            for name, value in asdict(engine.counters).items():
-                totals[name] += value
             for (provider, model), count in engine.unpriced_models.items():
                 unpriced[f"{provider}/{model}"] = unpriced.get(f"{provider}/{model}", 0) + count
         keys.sort(key=lambda k: -k["total_cost_usd"])
@@ -58,6 +56,10 @@ def register_pages(app: faust.App, runtime: Runtime) -> None:
             "counters": totals,
             "unpriced_models": unpriced,
         })
+
+    @app.page("/metrics")
+    async def metrics(view: faust.web.View, request: Any) -> Any:
+        return view.text(render(runtime), content_type="text/plain; version=0.0.4")
 
     @app.page("/openapi.json")
     async def openapi(view: faust.web.View, request: Any) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from time import perf_counter
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
@@ -79,6 +80,11 @@ class Counters:
     unpriced: int = 0
     buckets_closed: int = 0
     alerts: int = 0
+    detector_seconds: float = 0.0
+
+    def add(self, other: Counters) -> None:
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 def key_name(key: dict[str, str]) -> str:
@@ -232,7 +238,9 @@ class Engine:
         self._judge(state, bucket)
 
     def _judge(self, state: KeyState, bucket: Bucket) -> None:
+        started = perf_counter()
         verdict: Verdict = state.judge(bucket)
+        self.counters.detector_seconds += perf_counter() - started
         config = self.config
         if state.closed >= config.fast_warmup:
             state.fast_floor = verdict.expected + config.fast_min_excess_usd

@@ -67,6 +67,12 @@ class Worker:
             response.raise_for_status()
             return response.json()
 
+    async def text(self, path: str) -> str:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            response = await client.get(f"{self.url}{path}")
+            response.raise_for_status()
+            return response.text
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(sig)
