@@ -22,9 +22,12 @@ import orjson
 
 from alerts.dispatch import Dispatcher
 from schemas.alert import Alert
+from schemas.usage import UsageEvent
 from streams.config import Settings
 from streams.core.engine import Counters, DeadLetter, Pricer
+from streams.ingest import Normalizer
 from streams.metrics import Histogram
+from streams.produce import message_key
 from streams.partitions import PartitionEngines
 from streams.sinks import build_sinks
 from streams.web import register_pages
@@ -60,6 +63,9 @@ class Runtime:
         self.deliveries: Counter[tuple[str, str]] = Counter()
         self.delivery_latency = Histogram()
         self.logged_unpriced: set[tuple[str, str]] = set()
+        #: accepted ``?format=`` values of POST /v1/events and the provider normalizer behind them
+        self.formats: set[str] = {"canonical"}
+        self.normalize: Normalizer | None = None
         #: the agent and the idle timer both drive engines; batches must not interleave
         self.lock = asyncio.Lock()
 
@@ -76,6 +82,16 @@ class Runtime:
             headers["spendsentry-index"] = str(dead.index).encode()
         log.warning("dead letter %s/%d/%d: %s", message.topic, message.partition, message.offset, dead.reason)
         await self.deadletter_topic.send(key=message.key, value=dead.original, headers=headers)
+
+    async def send_usage(self, events: list[UsageEvent]) -> None:
+        """Write validated events to the usage topic, one JSON array per partition key."""
+        by_key: dict[bytes, list[dict]] = defaultdict(list)
+        dims = self.settings.group_bys[0]
+        for event in events:
+            data = event.to_dict()
+            by_key[message_key(data, dims)].append(data)
+        for key, group in by_key.items():
+            await self.usage_topic.send(key=key, value=orjson.dumps(group))
 
     async def publish(self, alerts: list[Alert]) -> None:
         for alert in alerts:
@@ -156,6 +172,8 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
         # a killed worker's partitions move within seconds, not Faust's default minute
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
+        broker_credentials=settings.kafka_security.faust_credentials(),
+        topic_replication_factor=settings.replication_factor,
     )
     runtime = Runtime(app, settings, pricer, Dispatcher(build_sinks(settings)))
 

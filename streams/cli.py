@@ -33,7 +33,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings.usage_topic: settings.partitions,
         settings.alerts_topic: settings.partitions,
         settings.deadletter_topic: settings.partitions,
-    })
+    }, replication=settings.replication_factor, client_options=settings.kafka_security.client_options())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app, _ = create_app(settings, pricer)
     sys.argv = [sys.argv[0], "worker", "-l", args.loglevel]
@@ -48,7 +48,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
     dims = settings.group_bys[0]
 
     async def run() -> int:
-        async with UsageProducer(settings.bootstrap, settings.usage_topic, dims) as producer:
+        async with UsageProducer(settings.bootstrap, settings.usage_topic, dims,
+                                 client_options=settings.kafka_security.client_options()) as producer:
             futures = []
             for line in read_lines(args.file):
                 try:

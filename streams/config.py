@@ -6,9 +6,10 @@ The ``SPENDSENTRY_*`` names are public interface (see the README's configuration
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from schemas.errors import ConfigError
 from schemas.usage import DIMENSIONS
@@ -74,14 +75,84 @@ def parse_group_bys(text: str) -> tuple[tuple[str, ...], ...]:
     return tuple(families)
 
 
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """Broker security for production clusters (SASL and/or TLS); PLAINTEXT by default."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if "SSL" not in self.protocol:
+            return None
+        context = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.ssl_certfile:
+            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        return context
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka clients (producer, consumer, admin)."""
+        if self.protocol == "PLAINTEXT":
+            return {}
+        options: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.protocol.startswith("SASL"):
+            options.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                           sasl_plain_password=self.sasl_password)
+        if (context := self.ssl_context()) is not None:
+            options["ssl_context"] = context
+        return options
+
+    def faust_credentials(self) -> Any:
+        """The ``broker_credentials`` for faust.App, or None for PLAINTEXT."""
+        import faust
+
+        if self.protocol == "PLAINTEXT":
+            return None
+        if self.protocol == "SSL":
+            return faust.SSLCredentials(self.ssl_context())
+        return faust.SASLCredentials(username=self.sasl_username, password=self.sasl_password,
+                                     ssl_context=self.ssl_context(), mechanism=self.sasl_mechanism)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> KafkaSecurity:
+        protocol = (env.get("SPENDSENTRY_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper()
+        if protocol not in KAFKA_SECURITY_PROTOCOLS:
+            raise ConfigError(f"SPENDSENTRY_KAFKA_SECURITY_PROTOCOL={protocol!r}: use one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}")
+        mechanism = (env.get("SPENDSENTRY_KAFKA_SASL_MECHANISM") or "PLAIN").upper()
+        if mechanism not in SASL_MECHANISMS:
+            raise ConfigError(f"SPENDSENTRY_KAFKA_SASL_MECHANISM={mechanism!r}: use one of {', '.join(SASL_MECHANISMS)}")
+        security = cls(
+            protocol=protocol,
+            sasl_mechanism=mechanism,
+            sasl_username=env.get("SPENDSENTRY_KAFKA_SASL_USERNAME") or None,
+            sasl_password=env.get("SPENDSENTRY_KAFKA_SASL_PASSWORD") or None,
+            ssl_cafile=env.get("SPENDSENTRY_KAFKA_SSL_CAFILE") or None,
+            ssl_certfile=env.get("SPENDSENTRY_KAFKA_SSL_CERTFILE") or None,
+            ssl_keyfile=env.get("SPENDSENTRY_KAFKA_SSL_KEYFILE") or None,
+        )
+        if protocol.startswith("SASL") and not (security.sasl_username and security.sasl_password):
+            raise ConfigError(f"SPENDSENTRY_KAFKA_SECURITY_PROTOCOL={protocol} needs SPENDSENTRY_KAFKA_SASL_USERNAME "
+                              "and SPENDSENTRY_KAFKA_SASL_PASSWORD")
+        return security
+
+
 @dataclass(frozen=True)
 class Settings:
     broker: str = "kafka://127.0.0.1:9092"
     web_port: int = 6066
     web_host: str = "127.0.0.1"
     webhook_urls: tuple[str, ...] = ()
-    webhook_secret: str | None = None
-    slack_token: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    slack_token: str | None = field(default=None, repr=False)
     slack_channel: str | None = None
     slack_api_url: str = DEFAULT_SLACK_API_URL
     topic_prefix: str = "spendsentry"
@@ -93,6 +164,10 @@ class Settings:
     idle_close_s: float = 5.0
     prices_file: Path | None = None
     data_dir: Path = field(default_factory=lambda: Path(".spendsentry"))
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    replication_factor: int = 1
+    max_body_bytes: int = 1024 * 1024
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @property
     def usage_topic(self) -> str:
@@ -148,4 +223,8 @@ class Settings:
             idle_close_s=_float(env, "SPENDSENTRY_IDLE_CLOSE_SECONDS", cls.idle_close_s, minimum=0.5),
             prices_file=Path(prices) if prices else None,
             data_dir=Path(env.get("SPENDSENTRY_DATA_DIR") or ".spendsentry"),
+            api_tokens=_list(env, "SPENDSENTRY_API_TOKENS"),
+            replication_factor=_int(env, "SPENDSENTRY_REPLICATION_FACTOR", cls.replication_factor),
+            max_body_bytes=_int(env, "SPENDSENTRY_MAX_BODY_BYTES", cls.max_body_bytes),
+            kafka_security=KafkaSecurity.from_env(env),
         )

@@ -506,25 +506,38 @@ def status(home: Path = DEFAULT_HOME, port: int = 9092) -> dict:
     return {"running": running, "bootstrap": f"{HOST}:{port}", "pid": pid, "mode": mode}
 
 
-async def ensure_topics_async(bootstrap: str, topics: dict[str, int], compacted: set[str] = frozenset()) -> None:
-    """Create the missing ``topics`` (name → partitions, replication 1); ``compacted`` ones compacted.
+async def ensure_topics_async(
+    bootstrap: str,
+    topics: dict[str, int],
+    compacted: set[str] = frozenset(),
+    *,
+    replication: int = 1,
+    client_options: dict | None = None,
+) -> None:
+    """Create the missing ``topics`` (name → partitions); ``compacted`` ones compacted.
 
-    Topics that exist are left alone, whatever their settings.
+    Topics that exist are left alone, whatever their settings. ``client_options`` carries the
+    aiokafka security settings (SASL/SSL) for production brokers.
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError, for_code
+    from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError, for_code
 
     if unknown := set(compacted) - set(topics):
         raise BrokerError(f"compacted topics {sorted(unknown)} are not in topics")
-    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
-    await client.start()
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **(client_options or {}))
+    try:
+        await client.start()
+    except KafkaConnectionError as exc:
+        await client.close()
+        raise BrokerError(f"cannot reach Kafka at {bootstrap} ({exc}); is it running? (`spendsentry kafka up` "
+                          "starts a local one)") from exc
     try:
         existing = set(await client.list_topics())
         missing = [
             NewTopic(
                 name,
                 num_partitions=partitions,
-                replication_factor=1,
+                replication_factor=replication,
                 topic_configs={"cleanup.policy": "compact"} if name in compacted else {},
             )
             for name, partitions in topics.items()
@@ -543,6 +556,13 @@ async def ensure_topics_async(bootstrap: str, topics: dict[str, int], compacted:
         await client.close()
 
 
-def ensure_topics(bootstrap: str, topics: dict[str, int], compacted: set[str] = frozenset()) -> None:
+def ensure_topics(
+    bootstrap: str,
+    topics: dict[str, int],
+    compacted: set[str] = frozenset(),
+    *,
+    replication: int = 1,
+    client_options: dict | None = None,
+) -> None:
     """Synchronous :func:`ensure_topics_async` (runs its own event loop)."""
-    _run(ensure_topics_async(bootstrap, topics, compacted))
+    _run(ensure_topics_async(bootstrap, topics, compacted, replication=replication, client_options=client_options))

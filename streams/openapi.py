@@ -34,6 +34,18 @@ _DELIVERY = {
     },
 }
 
+_INGEST = {
+    "type": "object",
+    "required": ["accepted", "rejected", "errors"],
+    "properties": {
+        "accepted": {"type": "integer"}, "rejected": {"type": "integer"},
+        "errors": {"type": "array", "items": {"type": "object", "required": ["index", "reason"], "properties": {
+            "index": {"type": "integer"}, "reason": {"type": "string"}, "field": {"type": "string"},
+            "value": {}, "rule": {"type": "string"},
+        }}},
+    },
+}
+
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 
 
@@ -45,6 +57,8 @@ OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "spendsentry", "version": "0.1.0",
              "description": "Real-time AI spend windows and cost alerts."},
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                                   "description": "A token from SPENDSENTRY_API_TOKENS."}}},
     "paths": {
         "/healthz": {"get": {
             "summary": "Readiness: tables recovered and no rebalance in progress.",
@@ -76,6 +90,26 @@ OPENAPI: dict[str, Any] = {
                 "counters": {"type": "object", "additionalProperties": {"type": "integer"}},
                 "unpriced_models": {"type": "object", "additionalProperties": {"type": "integer"}},
             }}, "Spend windows.")},
+        }},
+        "/v1/events": {"post": {
+            "summary": "Ingest usage events: one JSON object, a JSON array, or NDJSON.",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "format", "in": "query", "schema": {"type": "string", "default": "canonical"},
+                            "description": "canonical, or a provider format (see the README)."}],
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            }},
+            "responses": {
+                "202": _json(_INGEST, "Accepted (some items may be rejected: see errors)."),
+                "400": _json({"oneOf": [_INGEST, _ERROR]}, "Nothing accepted, or a bad query parameter."),
+                "401": _json(_ERROR, "Missing or invalid bearer token."),
+                "413": _json(_ERROR, "Body over SPENDSENTRY_MAX_BODY_BYTES."),
+            },
+        }},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics (text exposition format 0.0.4).",
+            "responses": {"200": {"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}},
         }},
         "/openapi.json": {"get": {"summary": "This document.", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.")}}},
     },

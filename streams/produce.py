@@ -27,11 +27,12 @@ def message_key(event: dict, dims: tuple[str, ...]) -> bytes:
 class UsageProducer:
     """A thin async producer for usage events (one per message, or arrays per key)."""
 
-    def __init__(self, bootstrap: str, topic: str, key_dims: tuple[str, ...] = ("model",)) -> None:
+    def __init__(self, bootstrap: str, topic: str, key_dims: tuple[str, ...] = ("model",),
+                 client_options: dict | None = None) -> None:
         self.topic = topic
         self.key_dims = key_dims
         self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024,
-                                          acks=1, max_request_size=8 * 1024 * 1024)
+                                          acks=1, max_request_size=8 * 1024 * 1024, **(client_options or {}))
         self.sent_events = 0
         self.sent_messages = 0
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
+from streams.auth import bearer_error
+from streams.ingest import parse_events
 from streams.metrics import render
 from streams.openapi import OPENAPI
 
@@ -56,6 +58,27 @@ def register_pages(app: faust.App, runtime: Runtime) -> None:
             "counters": totals,
             "unpriced_models": unpriced,
         })
+
+    @app.page("/v1/events")
+    class Events(faust.web.View):
+        async def post(self, request: Any) -> Any:
+            """Ingest usage events over HTTP: one object, a JSON array or NDJSON."""
+            settings = runtime.settings
+            if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
+                return self.json({"error": reason}, status=401)
+            if (request.content_length or 0) > settings.max_body_bytes:
+                return self.json({"error": f"body over {settings.max_body_bytes} bytes"}, status=413)
+            fmt = request.query.get("format", "canonical")
+            if fmt not in runtime.formats:
+                return self.json({"error": f"format: unknown {fmt!r} (use one of {', '.join(sorted(runtime.formats))})"},
+                                 status=400)
+            body = await request.read()
+            if len(body) > settings.max_body_bytes:
+                return self.json({"error": f"body over {settings.max_body_bytes} bytes"}, status=413)
+            events, errors = parse_events(body, fmt, runtime.normalize)
+            await runtime.send_usage(events)
+            status = 400 if errors and not events else 202
+            return self.json({"accepted": len(events), "rejected": len(errors), "errors": errors[:100]}, status=status)
 
     @app.page("/metrics")
     async def metrics(view: faust.web.View, request: Any) -> Any:
