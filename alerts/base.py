@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from schemas.alert import Alert
+from schemas.alert import Alert, rfc3339
 
 
 @dataclass(slots=True)
@@ -22,6 +22,30 @@ class DeliveryResult:
     ref: dict[str, Any] = field(default_factory=dict)
     #: True when trying again later cannot help (410 Gone, other 4xx, bad auth): fix or disable the sink
     permanent: bool = False
+    #: True when the endpoint asked to be disabled (webhook 410 Gone): stop sending to this destination
+    disable: bool = False
+    #: one :meth:`DeliveryAttempt.to_dict` per HTTP attempt, oldest first
+    attempts_log: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sink": self.sink, "ok": self.ok, "attempts": self.attempts, "http_status": self.status,
+                "latency_s": round(self.latency_s, 6), "error": self.error, "ref": dict(self.ref),
+                "permanent": self.permanent, "disable": self.disable, "attempts_log": list(self.attempts_log)}
+
+
+@dataclass(slots=True)
+class DeliveryAttempt:
+    """One HTTP attempt of one delivery: what the delivery log keeps."""
+
+    attempt: int
+    at: float
+    status: int | None
+    latency_s: float
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"attempt": self.attempt, "at": rfc3339(self.at), "status": self.status,
+                "latency_s": round(self.latency_s, 6), "error": self.error}
 
 
 @runtime_checkable

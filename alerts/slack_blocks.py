@@ -127,3 +127,52 @@ def resolved_reply_text(alert: Alert) -> str:
                f"{usd(alert.expected)} expected{peak_text}."),
         SECTION_TEXT_MAX,
     )
+
+
+# -- message states and buttons ------------------------------------------------------------
+
+#: what a Slack alert message can show; FIRING/RESOLVED come from the alert, the rest from buttons
+STATES: tuple[str, ...] = ("FIRING", "ACKNOWLEDGED", "SNOOZED", "EXPECTED", "RESOLVED")
+#: button action_id -> state it puts the message in
+ACTION_STATES: dict[str, str] = {"ack": "ACKNOWLEDGED", "snooze_1h": "SNOOZED", "expected": "EXPECTED"}
+_STATE_EMOJI = {"ACKNOWLEDGED": ":eyes:", "SNOOZED": ":zzz:", "EXPECTED": ":ok_hand:"}
+BUTTON_TEXT_MAX = 75
+
+
+def actions_block(alert_id: str) -> dict[str, Any]:
+    """Acknowledge / Snooze 1h / Expected, each carrying the alert id as its value."""
+    def button(text: str, action_id: str, style: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": text[:BUTTON_TEXT_MAX]},
+                               "action_id": action_id, "value": alert_id[:2000]}
+        if style:
+            out["style"] = style
+        return out
+
+    return {"type": "actions", "block_id": f"spendsentry_actions_{alert_id}"[:255],
+            "elements": [button("Acknowledge", "ack", "primary"), button("Snooze 1h", "snooze_1h"),
+                         button("Expected", "expected")]}
+
+
+def message_blocks(alert: Alert, state: str | None = None, *, note: str | None = None) -> list[dict[str, Any]]:
+    """The full message: :func:`render_blocks` with the state in the header, an optional note
+    (who acknowledged, when a snooze ends) and the buttons while the incident is open."""
+    state = state or ("RESOLVED" if alert.status == "resolved" else "FIRING")
+    blocks = render_blocks(alert)
+    if state in _STATE_EMOJI and alert.status != "resolved":
+        blocks[0]["text"]["text"] = _truncate(f"{_STATE_EMOJI[state]} {state}: {title(alert)}", HEADER_MAX)
+    if note:
+        blocks[2]["elements"] = (blocks[2]["elements"] + [{"type": "mrkdwn", "text": _truncate(note, 3000)}])[
+            :CONTEXT_ELEMENTS_MAX]
+    if alert.status == "firing" and state != "RESOLVED":
+        blocks.append(actions_block(alert.alert_id))
+    return blocks
+
+
+def escalation_reply_text(alert: Alert, previous: str) -> str:
+    return _truncate(escape(f"Escalated {previous} → {alert.severity}: {alert.summary}"), SECTION_TEXT_MAX)
+
+
+def state_reply_text(state: str, user: str | None) -> str:
+    who = f" by <@{user}>" if user else ""
+    return {"ACKNOWLEDGED": f":eyes: Acknowledged{who}.", "SNOOZED": f":zzz: Snoozed for 1 hour{who}.",
+            "EXPECTED": f":ok_hand: Marked as expected spend{who}."}.get(state, f"{state}{who}.")

@@ -1,8 +1,14 @@
 """Slack delivery through the Web API (bot token with ``chat:write``), not incoming webhooks.
 
-Firing: ``chat.postMessage`` with Block Kit (see :mod:`alerts.slack_blocks`); the message's
-channel id and ``ts`` are kept per alert id. Resolved: if this process posted the firing
-message, ``chat.update`` it to show RESOLVED and reply in its thread; otherwise post anew.
+One message per alert per channel. Firing: ``chat.postMessage`` with Block Kit and the
+Acknowledge / Snooze 1h / Expected buttons (see :mod:`alerts.slack_blocks`); the message's
+channel id, ``ts``, severity, state and the alert are kept in a :class:`SlackRefs` store (in
+memory by default; the worker backs it with a table so a restart still threads). A repeat of the
+same alert is a no-op unless its severity rose: then the parent is ``chat.update``-d and the
+escalation is posted in the thread. Resolved: ``chat.update`` the parent to RESOLVED (no
+buttons) and reply in its thread; with no parent known, post anew. :meth:`SlackSink.set_state`
+applies a button click (ACKNOWLEDGED/SNOOZED/EXPECTED). Every ``chat.postMessage`` goes through a
+per-channel :class:`ChannelPacer` (Slack allows about one message per second per channel).
 
 Retries go through the SDK's retry-handler hook, but every wait is decided by our
 :class:`~alerts.retry.RetryPolicy` and taken with the injected ``sleep``: the SDK's own
@@ -14,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -32,7 +39,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from alerts.base import DeliveryResult
 from alerts.retry import ExponentialBackoff, RetryPolicy, Sleep, is_retryable, parse_retry_after
-from alerts.slack_blocks import fallback_text, render_blocks, resolved_reply_text
+from alerts.slack_blocks import (escalation_reply_text, fallback_text, message_blocks, resolved_reply_text,
+                                 state_reply_text)
+from alerts.routing import severity_rank
 from schemas.alert import Alert
 from schemas.errors import DeliveryError
 
@@ -132,6 +141,64 @@ def retry_handlers(policy: RetryPolicy, sleep: Sleep = asyncio.sleep) -> list[As
     return [_ConnectionErrorHandler(policy, sleep), _RateLimitHandler(policy, sleep), _ServerErrorHandler(policy, sleep)]
 
 
+@runtime_checkable
+class SlackRefs(Protocol):
+    """Where the sink keeps each alert's message: ``key`` is :func:`slack_ref_key`; the value a plain
+    dict ``{"channel", "ts", "severity", "state", "alert"}``. A Faust table fits as is."""
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def __setitem__(self, key: str, value: dict[str, Any]) -> None: ...
+
+
+def slack_ref_key(channel: str, alert_id: str) -> str:
+    return f"{channel}|{alert_id}"
+
+
+class InMemorySlackRefs:
+    """The default :class:`SlackRefs`: bounded, oldest evicted first."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._data: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._max = max_entries
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._data.get(key)
+
+    def __setitem__(self, key: str, value: dict[str, Any]) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self._max:
+            self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class ChannelPacer:
+    """At most one post per ``interval_s`` per channel; other channels are not held up.
+
+    Each caller reserves the next free slot of its channel and sleeps until it (no sleep when
+    the slot is now), so concurrent sends to one channel queue up in order.
+    """
+
+    def __init__(self, interval_s: float = 1.0, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Sleep = asyncio.sleep) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._sleep = sleep
+        self._next: dict[str, float] = {}
+
+    async def wait(self, channel: str) -> float:
+        now = self._clock()
+        slot = max(now, self._next.get(channel, now))
+        self._next[channel] = slot + self.interval_s
+        delay = slot - now
+        if delay > 0:
+            await self._sleep(delay)
+        return delay
+
+
 class SlackSink:
     """Posts alerts to one Slack channel and resolves them in place.
 
@@ -152,6 +219,8 @@ class SlackSink:
         sleep: Sleep = asyncio.sleep,
         timeout: int = 30,
         max_tracked: int = 10_000,
+        refs: SlackRefs | None = None,
+        pacer: ChannelPacer | None = None,
     ) -> None:
         self.name = name
         self.channel = channel
@@ -160,9 +229,8 @@ class SlackSink:
         policy: RetryPolicy = retry if retry is not None else ExponentialBackoff()
         self._client = client if client is not None else AsyncWebClient(
             token=token, base_url=base_url, timeout=timeout, retry_handlers=retry_handlers(policy, sleep))
-        #: alert_id -> (channel id, ts) of the firing message this process posted; oldest evicted first
-        self._posted: OrderedDict[str, tuple[str, str]] = OrderedDict()
-        self._max_tracked = max_tracked
+        self.refs: SlackRefs = refs if refs is not None else InMemorySlackRefs(max_tracked)
+        self.pacer = pacer if pacer is not None else ChannelPacer(sleep=sleep)
         self._closed = False
 
     @property
@@ -170,14 +238,9 @@ class SlackSink:
         return self._client
 
     def posted(self, alert_id: str) -> tuple[str, str] | None:
-        """The (channel id, ts) of the firing message of ``alert_id``, if this sink posted it."""
-        return self._posted.get(alert_id)
-
-    def _remember(self, alert_id: str, channel: str, ts: str) -> None:
-        self._posted[alert_id] = (channel, ts)
-        self._posted.move_to_end(alert_id)
-        while len(self._posted) > self._max_tracked:
-            self._posted.popitem(last=False)
+        """The (channel id, ts) of the message of ``alert_id`` in this sink's channel, if known."""
+        ref = self.refs.get(slack_ref_key(self.channel, alert_id))
+        return (str(ref["channel"]), str(ref["ts"])) if ref else None
 
     def _ensure_session(self) -> None:
         # The SDK opens and closes a new aiohttp session per request when it has none (or a closed
@@ -187,6 +250,13 @@ class SlackSink:
             self._client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
 
     async def send(self, alert: Alert) -> DeliveryResult:
+        return await self._run(lambda counter: self._deliver(alert, counter))
+
+    async def set_state(self, alert_id: str, state: str, *, user: str | None = None) -> DeliveryResult:
+        """Show a button's outcome (ACKNOWLEDGED/SNOOZED/EXPECTED) on the alert's message and in its thread."""
+        return await self._run(lambda counter: self._set_state(alert_id, state, user, counter))
+
+    async def _run(self, operation: Callable[[list[int]], Awaitable[dict[str, Any]]]) -> DeliveryResult:
         started = time.perf_counter()
         if self._closed:
             return DeliveryResult(sink=self.name, ok=False, attempts=0, error=str(
@@ -195,7 +265,7 @@ class SlackSink:
         token = _REQUESTS.set(counter)
         try:
             self._ensure_session()
-            ref = await self._deliver(alert, counter)
+            ref = await operation(counter)
         except SlackApiError as exc:
             status = exc.response.status_code
             code = exc.response.get("error") if isinstance(exc.response.data, dict) else None
@@ -212,21 +282,57 @@ class SlackSink:
         return DeliveryResult(sink=self.name, ok=True, attempts=counter[0], status=200,
                               latency_s=time.perf_counter() - started, ref=ref)
 
+    async def _post(self, counter: list[int], **kwargs: Any) -> Any:
+        await self.pacer.wait(self.channel)
+        counter[0] += 1
+        return await self._client.chat_postMessage(channel=self.channel, **kwargs)
+
     async def _deliver(self, alert: Alert, counter: list[int]) -> dict[str, Any]:
-        text, blocks = fallback_text(alert), render_blocks(alert)
-        parent = self._posted.get(alert.alert_id) if alert.status == "resolved" else None
-        if parent is None:
+        key = slack_ref_key(self.channel, alert.alert_id)
+        ref = self.refs.get(key)
+        text = fallback_text(alert)
+        if ref is None:
+            response = await self._post(counter, text=text, blocks=message_blocks(alert))
+            state = "RESOLVED" if alert.status == "resolved" else "FIRING"
+            ref = {"channel": str(response["channel"]), "ts": str(response["ts"]), "severity": alert.severity,
+                   "state": state, "alert": alert.to_dict()}
+            self.refs[key] = ref
+            return {"channel": ref["channel"], "ts": ref["ts"]}
+        channel, ts = str(ref["channel"]), str(ref["ts"])
+        out: dict[str, Any] = {"channel": channel, "ts": ts}
+        if alert.status == "firing":
+            if ref.get("state") == "RESOLVED" or severity_rank(alert.severity) <= severity_rank(str(ref["severity"])):
+                return out | {"duplicate": True}
+            state = str(ref.get("state") or "FIRING")
             counter[0] += 1
-            response = await self._client.chat_postMessage(channel=self.channel, text=text, blocks=blocks)
-            channel, ts = str(response["channel"]), str(response["ts"])
-            if alert.status == "firing":
-                self._remember(alert.alert_id, channel, ts)
-            return {"channel": channel, "ts": ts}
-        channel, ts = parent
+            await self._client.chat_update(channel=channel, ts=ts, text=text, blocks=message_blocks(alert, state))
+            reply = await self._post(counter, thread_ts=ts,
+                                     text=escalation_reply_text(alert, str(ref["severity"])))
+            self.refs[key] = {**ref, "severity": alert.severity, "alert": alert.to_dict()}
+            return out | {"reply_ts": str(reply["ts"]), "escalated": True}
+        if ref.get("state") == "RESOLVED":
+            return out | {"duplicate": True}
         counter[0] += 1
-        await self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+        await self._client.chat_update(channel=channel, ts=ts, text=text, blocks=message_blocks(alert, "RESOLVED"))
+        reply = await self._post(counter, thread_ts=ts, text=resolved_reply_text(alert))
+        self.refs[key] = {**ref, "state": "RESOLVED", "alert": alert.to_dict()}
+        return out | {"reply_ts": str(reply["ts"])}
+
+    async def _set_state(self, alert_id: str, state: str, user: str | None, counter: list[int]) -> dict[str, Any]:
+        key = slack_ref_key(self.channel, alert_id)
+        ref = self.refs.get(key)
+        if ref is None:
+            raise SlackClientError(f"no message known for {alert_id} in {self.channel}")
+        channel, ts = str(ref["channel"]), str(ref["ts"])
+        if ref.get("state") == "RESOLVED":
+            return {"channel": channel, "ts": ts, "ignored": "resolved"}
+        alert = Alert.from_dict(ref["alert"])
+        note = state_reply_text(state, user)
         counter[0] += 1
-        reply = await self._client.chat_postMessage(channel=channel, thread_ts=ts, text=resolved_reply_text(alert))
+        await self._client.chat_update(channel=channel, ts=ts, text=fallback_text(alert),
+                                       blocks=message_blocks(alert, state, note=note))
+        reply = await self._post(counter, thread_ts=ts, text=note)
+        self.refs[key] = {**ref, "state": state}
         return {"channel": channel, "ts": ts, "reply_ts": str(reply["ts"])}
 
     def _fail(self, attempts: int, started: float, error: DeliveryError) -> DeliveryResult:

@@ -4,6 +4,12 @@ Body ``{"type": "spendsentry.alert.firing"|"spendsentry.alert.resolved", "timest
 "data": alert.to_dict()}``. ``webhook-id`` is derived from ``(alert_id, status)`` so it is the
 same on every retry and on a redelivery after a restart: receivers dedupe on it. The timestamp
 and signature are made afresh for each attempt.
+
+With ``cloudevents=True`` the body is a CloudEvents 1.0 structured event instead
+(:mod:`alerts.cloudevents`, ``content-type: application/cloudevents+json``), signed the same way.
+Every attempt is logged in ``DeliveryResult.attempts_log``. The sink's own retries are the short,
+inline kind (seconds); retrying for hours is :class:`alerts.delivery.RetryQueue`'s job, so one
+dead endpoint never holds up other deliveries.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from collections.abc import Callable
 import httpx
 import orjson
 
-from alerts.base import DeliveryResult
+from alerts.base import DeliveryAttempt, DeliveryResult
+from alerts.cloudevents import CONTENT_TYPE as CE_CONTENT_TYPE, cloudevent_body
 from alerts.retry import ExponentialBackoff, RetryPolicy, Sleep, parse_retry_after
 from alerts.signing import decode_secret, signed_headers
 from schemas.alert import Alert, rfc3339
@@ -59,6 +66,7 @@ class WebhookSink:
         name: str = "webhook",
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.time,
+        cloudevents: bool = False,
     ) -> None:
         parsed = httpx.URL(url)
         if parsed.scheme not in ("http", "https") or not parsed.host:
@@ -73,52 +81,71 @@ class WebhookSink:
         self._clock = clock
         self._owns_client = client is None
         self._client = client if client is not None else httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self.cloudevents = cloudevents
         self._closed = False
+
+    def body(self, alert: Alert, timestamp: int) -> tuple[bytes, str]:
+        """The bytes sent for ``alert`` and their content type."""
+        if self.cloudevents:
+            return cloudevent_body(alert, webhook_id(alert)), CE_CONTENT_TYPE
+        return webhook_body(alert, timestamp), "application/json"
 
     async def send(self, alert: Alert) -> DeliveryResult:
         started = time.perf_counter()
         msg_id = webhook_id(alert)
         ref = {"webhook_id": msg_id}
+        log: list[dict] = []
         attempt = 0
         while True:
             attempt += 1
             if self._closed:
                 return self._fail(attempt - 1, started, ref, DeliveryError("sink is closed", sink=self.name,
-                                                                              retryable=False))
-            timestamp = int(self._clock())
-            body = webhook_body(alert, timestamp)
-            headers = {"content-type": "application/json", **signed_headers(self._secret, msg_id, timestamp, body)}
+                                                                              retryable=False), log)
+            now = self._clock()
+            timestamp = int(now)
+            body, content_type = self.body(alert, timestamp)
+            headers = {"content-type": content_type, **signed_headers(self._secret, msg_id, timestamp, body)}
             retry_after: float | None = None
+            sent = time.perf_counter()
             try:
                 response = await self._client.post(self.url, content=body, headers=headers, timeout=self._timeout)
             except httpx.TransportError as exc:  # timeouts, refused/reset connections
                 status: int | None = None
                 error = DeliveryError(_describe(exc), sink=self.name)
+                log.append(DeliveryAttempt(attempt, now, None, time.perf_counter() - sent, str(error)).to_dict())
             except httpx.HTTPError as exc:
-                return self._fail(attempt, started, ref, DeliveryError(_describe(exc), sink=self.name,
-                                                                       retryable=False))
+                error = DeliveryError(_describe(exc), sink=self.name, retryable=False)
+                log.append(DeliveryAttempt(attempt, now, None, time.perf_counter() - sent, str(error)).to_dict())
+                return self._fail(attempt, started, ref, error, log)
             else:
                 status = response.status_code
+                elapsed = time.perf_counter() - sent
                 if 200 <= status <= 299:
+                    log.append(DeliveryAttempt(attempt, now, status, elapsed).to_dict())
                     return DeliveryResult(sink=self.name, ok=True, attempts=attempt, status=status,
-                                          latency_s=time.perf_counter() - started, ref=ref)
+                                          latency_s=time.perf_counter() - started, ref=ref, attempts_log=log)
                 if status == 410:
-                    return self._fail(attempt, started, ref, DeliveryError(
-                        "endpoint is gone (410 Gone): disable this webhook", sink=self.name, status=status,
-                        retryable=False))
+                    error = DeliveryError("endpoint is gone (410 Gone): disable this webhook", sink=self.name,
+                                          status=status, retryable=False)
+                    log.append(DeliveryAttempt(attempt, now, status, elapsed, str(error)).to_dict())
+                    result = self._fail(attempt, started, ref, error, log)
+                    result.disable = True
+                    return result
                 retry_after = parse_retry_after(response.headers.get("retry-after"), now=self._clock())
                 snippet = response.text[:200].strip()
                 error = DeliveryError(f"endpoint answered {status}" + (f": {snippet}" if snippet else ""),
                                       sink=self.name, status=status, retryable=status == 429 or status >= 500)
+                log.append(DeliveryAttempt(attempt, now, status, elapsed, str(error)).to_dict())
             wait = self._retry.delay(attempt, status=status, retry_after=retry_after)
             if wait is None:
-                return self._fail(attempt, started, ref, error)
+                return self._fail(attempt, started, ref, error, log)
             await self._sleep(wait)
 
-    def _fail(self, attempts: int, started: float, ref: dict[str, str], error: DeliveryError) -> DeliveryResult:
+    def _fail(self, attempts: int, started: float, ref: dict[str, str], error: DeliveryError,
+              log: list[dict] | None = None) -> DeliveryResult:
         return DeliveryResult(sink=self.name, ok=False, attempts=attempts, status=error.status,
                               latency_s=time.perf_counter() - started, error=str(error),
-                              permanent=not error.retryable, ref=ref)
+                              permanent=not error.retryable, ref=ref, attempts_log=list(log or []))
 
     async def aclose(self) -> None:
         if self._closed:

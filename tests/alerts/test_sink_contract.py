@@ -21,9 +21,11 @@ from alerts.receiver import WebhookReceiver
 from alerts.retry import ExponentialBackoff
 from alerts.signing import generate_secret
 from alerts.sinks.log import LogSink
+from alerts.sinks.pagerduty import PagerDutySink
 from alerts.sinks.slack import SlackSink
 from alerts.sinks.webhook import WebhookSink
 from tests.support import SleepRecorder, dead_port, make_alert
+from tests.support.pagerduty_api import PagerDutyAPIServer
 from tests.support.slack_api import SlackAPIServer
 
 SECRET = generate_secret()
@@ -49,7 +51,15 @@ async def slack_sink(stack: AsyncExitStack, live: bool) -> Sink:
     return SlackSink("xoxb-t", "#alerts", base_url=base_url, retry=RETRY, sleep=SleepRecorder(), timeout=2)
 
 
-FACTORIES: dict[type, Factory] = {LogSink: log_sink, WebhookSink: webhook_sink, SlackSink: slack_sink}
+async def pagerduty_sink(stack: AsyncExitStack, live: bool) -> Sink:
+    base_url = f"http://127.0.0.1:{dead_port()}"
+    if live:
+        base_url = await (await stack.enter_async_context(PagerDutyAPIServer())).start()
+    return PagerDutySink("R" * 32, base_url=base_url, retry=RETRY, sleep=SleepRecorder(), timeout=2.0)
+
+
+FACTORIES: dict[type, Factory] = {LogSink: log_sink, WebhookSink: webhook_sink, SlackSink: slack_sink,
+                                  PagerDutySink: pagerduty_sink}
 
 
 def discovered_sinks() -> set[type]:

@@ -9,7 +9,8 @@ import pytest
 
 from alerts.retry import ExponentialBackoff
 from alerts.sinks.slack import SlackSink
-from alerts.slack_blocks import FIELD_MAX, FIELDS_MAX, HEADER_MAX, delta_pct, fallback_text, render_blocks, window_text
+from alerts.slack_blocks import (FIELD_MAX, FIELDS_MAX, HEADER_MAX, delta_pct, fallback_text, message_blocks,
+                                 render_blocks, window_text)
 from tests.support import SleepRecorder, make_alert
 from tests.support.slack_api import SlackAPIServer
 
@@ -46,7 +47,7 @@ class TestSlackSink:
         assert "chat.postMessage" == call.method
         assert f"Bearer {TOKEN}" == call.headers["Authorization"]
         assert "#cost-alerts" == call.args["channel"]
-        assert render_blocks(alert) == call.args["blocks"]
+        assert message_blocks(alert) == call.args["blocks"]
         assert fallback_text(alert) == call.args["text"]
         assert {"channel": "C0123", "ts": call.response["ts"]} == result.ref
         assert ("C0123", call.response["ts"]) == sink.posted(alert.alert_id)
@@ -108,7 +109,7 @@ class TestSlackSink:
 
     async def test_tracked_messages_are_bounded(self, slack: SlackAPIServer) -> None:
         assert slack.base_url is not None
-        sink = SlackSink(TOKEN, "#c", base_url=slack.base_url, max_tracked=2)
+        sink = SlackSink(TOKEN, "#c", base_url=slack.base_url, max_tracked=2, sleep=SleepRecorder())
         alerts = [make_alert(alert_id=f"al_{i}") for i in range(3)]
         for alert in alerts:
             assert (await sink.send(alert)).ok

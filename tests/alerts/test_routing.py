@@ -1,0 +1,120 @@
+"""Router, Grouper and NotificationGate: pure, with an injected clock."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import replace
+from typing import Any
+
+from alerts.routing import Grouper, NotificationGate, Router
+from alerts.signing import generate_secret
+from schemas.alert import Alert
+from schemas.subscription import Destination, validate_subscription
+from tests.support import make_alert
+
+SLACK = {"type": "slack", "channel": "#llm-oncall"}
+
+
+def sub(match: dict[str, str], destination: dict[str, Any] | None = None, **extra: Any):
+    return validate_subscription({"name": "s", "match": match, "destination": destination or SLACK} | extra)
+
+
+def test_matching_rules() -> None:
+    r = Router([sub({"team": "cx", "model": "gpt-*"}, min_severity="warning", min_impact_usd=5,
+                    alert_types=["cost_spike"])])
+    alert = make_alert()  # cost_spike, warning, team=cx model=gpt-4o, impact 11.25
+    assert ["slack:#llm-oncall"] == [x.destination.key for x in r.route(alert)]
+    assert [] == r.match(replace(alert, severity="info"))
+    assert [] == r.match(replace(alert, observed=5.0))  # impact 3.75 < 5
+    assert [] == r.match(replace(alert, type="budget_burn"))
+    assert [] == r.match(replace(alert, key={"model": "gpt-4o"}))  # key lacks team
+    assert [] == r.match(replace(alert, key={"model": "claude-3", "team": "cx"}))
+    assert [] == Router([sub({}, enabled=False)]).match(alert)
+
+
+def test_defaults_always_or_unmatched_and_dedup() -> None:
+    default = Destination("slack", channel="#cost-alerts")
+    s = sub({"model": "gpt-4o"})
+    always = Router([s, sub({"team": "cx"})], [default])
+    assert ["slack:#llm-oncall", "slack:#cost-alerts"] == [x.destination.key for x in always.route(make_alert())]
+    unmatched = Router([s], [default], defaults="unmatched")
+    assert ["slack:#llm-oncall"] == [x.destination.key for x in unmatched.route(make_alert())]
+    other = make_alert(key={"model": "o3"})
+    assert ["slack:#cost-alerts"] == [x.destination.key for x in unmatched.route(other)]
+
+
+def test_resolved_goes_where_the_firing_went() -> None:
+    hook = {"type": "webhook", "url": "https://h.example.com/x", "secret": generate_secret()}
+    r = Router([sub({"model": "gpt-4o"}, hook)])
+    fired = r.route(make_alert())
+    r.update([])  # subscription deleted meanwhile
+    resolved = r.route(make_alert("resolved"))
+    assert [x.destination for x in fired] == [x.destination for x in resolved]
+    assert resolved[0].destination.secret == hook["secret"]
+    assert [] == r.route(make_alert("resolved"))  # nothing remembered, no subscriptions
+
+
+def burst(n: int, service: str = "search") -> list[Alert]:
+    return [make_alert(key={"service": service, "model": f"m{i}"}, observed=10.0 + i, expected=1.0) for i in range(n)]
+
+
+def test_grouper_one_message_for_a_burst_then_one_resolution() -> None:
+    now = [100.0]
+    g = Grouper(window_s=10, min_group=3, clock=lambda: now[0])
+    dest = Destination("slack", channel="#c")
+    alerts = burst(20)
+    for a in alerts:
+        assert [] == g.add(dest, a)
+    assert g.next_due() == 110.0
+    now[0] = 109.9
+    assert [] == g.flush()
+    now[0] = 110.0
+    [(d, group)] = g.flush()
+    assert d == dest and group.alert_id.startswith("ag_") and "cost_spike" == group.type
+    assert {"service": "search"} == group.key and 20 == len(group.details["members"])
+    assert group.summary.startswith("20 models of service search")
+    assert abs(group.observed - sum(a.observed for a in alerts)) < 1e-6
+    clone = pickle.loads(pickle.dumps(g))
+    for a in alerts[:-1]:
+        assert [] == clone.add(dest, replace(a, status="resolved"), now=200.0)
+    [(_, done)] = clone.add(dest, replace(alerts[-1], status="resolved"), now=201.0)
+    assert ("resolved", group.alert_id) == (done.status, done.alert_id)
+
+
+def test_grouper_small_bursts_go_out_singly_and_escalation_passes() -> None:
+    g = Grouper(window_s=10, min_group=3, clock=lambda: 0.0)
+    dest = Destination("slack", channel="#c")
+    a, b = burst(2)
+    g.add(dest, a, now=0)
+    g.add(dest, b, now=1)
+    assert [a, b] == [x for _, x in g.flush(now=10)]
+    assert [(dest, replace(a, status="resolved"))] == g.add(dest, replace(a, status="resolved"), now=20)
+    members = burst(3, "ads")
+    for m in members:
+        g.add(dest, m, now=30)
+    [(_, group)] = g.flush(now=40)
+    [(_, up)] = g.add(dest, replace(members[0], severity="critical"), now=41)
+    assert (group.alert_id, "critical") == (up.alert_id, up.severity)
+
+
+def test_resolved_before_flush_cancels_the_firing() -> None:
+    g = Grouper(clock=lambda: 0.0)
+    dest = Destination("slack", channel="#c")
+    g.add(dest, make_alert(), now=0)
+    assert [] == g.add(dest, make_alert("resolved"), now=1)
+    assert [] == g.flush(now=100)
+
+
+def test_gate_once_per_incident_escalation_and_cooldown() -> None:
+    gate = NotificationGate(clock=lambda: 0.0)
+    dest = Destination("slack", channel="#c")
+    alert = make_alert()
+    assert gate.admit(dest, alert, now=0)
+    assert not gate.admit(dest, alert, now=1)
+    assert not gate.admit(dest, replace(alert, severity="info"), now=2)
+    assert not gate.admit(dest, replace(alert, severity="critical"), cooldown_s=60, now=30)
+    assert gate.admit(dest, replace(alert, severity="critical"), cooldown_s=60, now=61)
+    assert gate.admit(Destination("slack", channel="#other"), alert, now=62)  # per destination
+    assert gate.admit(dest, make_alert("resolved"), now=70)
+    assert not gate.admit(dest, make_alert("resolved"), now=71)
+    assert not NotificationGate().admit(dest, make_alert("resolved"))  # never fired here
