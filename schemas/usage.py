@@ -21,6 +21,8 @@ TOKEN_FIELDS = (
     "cache_creation_input_tokens",
     "reasoning_tokens",
 )
+#: Provider service tiers with their own per-token prices (LiteLLM ``*_batches``, ``*_priority``, ``*_flex``).
+SERVICE_TIERS = ("default", "batch", "priority", "flex")
 ATTRIBUTION_FIELDS = ("operation", "service", "team", "environment", "pipeline_stage", "experiment")
 #: Dimensions an alert key or a group-by may use (plus ``tags.<name>``).
 DIMENSIONS = ("provider", "model") + ATTRIBUTION_FIELDS
@@ -50,6 +52,7 @@ class UsageEvent:
     reasoning_tokens: int = 0
     cost_usd: float | None = None
     request_count: int = 1
+    service_tier: str | None = None
     operation: str | None = None
     service: str | None = None
     team: str | None = None
@@ -80,6 +83,8 @@ class UsageEvent:
             out["cost_usd"] = self.cost_usd
         if self.request_count != 1:
             out["request_count"] = self.request_count
+        if self.service_tier is not None:
+            out["service_tier"] = self.service_tier
         for name in ATTRIBUTION_FIELDS:
             value = getattr(self, name)
             if value is not None:
@@ -179,6 +184,11 @@ def validate_usage(data: Any) -> UsageEvent:
     count = get("request_count")
     if count is not None:
         event.request_count = _count(count, "request_count", minimum=1)
+    tier = get("service_tier")
+    if tier is not None:
+        if tier not in SERVICE_TIERS:
+            raise ValidationError("service_tier", tier, f"must be one of {', '.join(SERVICE_TIERS)}")
+        event.service_tier = tier
     for name in ATTRIBUTION_FIELDS:
         value = get(name)
         if value is not None:

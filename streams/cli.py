@@ -102,6 +102,24 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_normalize(args: argparse.Namespace) -> int:
+    from streams.sources.commands import run_normalize
+
+    return run_normalize(args)
+
+
+def cmd_import_focus(args: argparse.Namespace) -> int:
+    from streams.sources.commands import run_import_focus
+
+    return run_import_focus(args)
+
+
+def cmd_collect_gpu(args: argparse.Namespace) -> int:
+    from streams.sources.commands import run_collect_gpu
+
+    return run_collect_gpu(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spendsentry", description="Real-time AI spend anomaly alerting.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +148,31 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--exit-after", choices=["firing", "resolved"], default=None,
                       help="stop once the burst's alert arrived firing (or resolved)")
     demo.set_defaults(func=cmd_demo)
+
+    normalize = sub.add_parser("normalize", help="provider usage payloads (JSON Lines) -> canonical priced events on stdout")
+    normalize.add_argument("file", help="JSON Lines: one provider body or envelope per line ('-' = stdin)")
+    normalize.add_argument("--format", required=True,
+                           choices=["canonical", "openai", "openai-responses", "anthropic", "gemini", "bedrock",
+                                    "azure-openai", "litellm", "otel"])
+    normalize.set_defaults(func=cmd_normalize)
+
+    focus = sub.add_parser("import-focus", help="a FOCUS 1.0-1.3 cost export (CSV) -> cost events on the usage topic")
+    focus.add_argument("file", help="FOCUS CSV export (Parquet needs pyarrow)")
+    focus.add_argument("--stdout", action="store_true", help="print the events as JSON Lines instead of sending them")
+    focus.set_defaults(func=cmd_import_focus)
+
+    gpu = sub.add_parser("collect-gpu", help="GPU usage from NVML or a dcgm-exporter, to <prefix>.gpu")
+    gpu.add_argument("--dcgm-url", default=None, help="scrape this dcgm-exporter /metrics URL instead of local NVML")
+    gpu.add_argument("--interval", type=float, default=60.0, help="seconds between scrapes (the events' interval_s)")
+    gpu.add_argument("--once", action="store_true", help="one scrape, then exit")
+    gpu.add_argument("--stdout", action="store_true", help="with --once: print JSON Lines instead of sending")
+    gpu.add_argument("--cluster", default="default")
+    gpu.add_argument("--team", default=None)
+    gpu.add_argument("--service", default=None)
+    gpu.add_argument("--model", default=None, help="the AI model served on these GPUs (attribution)")
+    gpu.add_argument("--price-per-hour", type=float, default=None, help="USD per whole GPU-hour")
+    gpu.add_argument("--purchase-option", choices=["on_demand", "reserved", "spot"], default="on_demand")
+    gpu.set_defaults(func=cmd_collect_gpu)
     return parser
 
 

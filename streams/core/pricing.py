@@ -1,16 +1,35 @@
 """Token pricing: a dated, bundled LiteLLM-format price catalogue and the per-event cost.
 
 The catalogue (``prices/catalogue.json``) uses LiteLLM's ``model_prices_and_context_window.json``
-format, USD per token. An operator may merge their own file in the same format over it (a whole
+format, USD per token. An operator may merge their own files in the same format over it (a whole
 LiteLLM file works too: entries without per-token prices, such as image models, are skipped).
 
 Token fields follow OpenTelemetry GenAI semantics (see :mod:`schemas.usage`): ``input_tokens``
-includes cache reads and writes, ``reasoning_tokens`` is part of ``output_tokens``. Tiered
-(``*_above_200k_tokens``), batch, flex and priority prices are not modelled: events may aggregate
-several requests, so a per-request tier cannot be applied to their totals.
+includes cache reads and writes, ``reasoning_tokens`` is part of ``output_tokens``.
+
+What is priced per event:
+
+* **Service tiers.** ``service_tier`` ``batch``/``priority``/``flex`` uses LiteLLM's
+  ``*_batches``/``*_priority``/``*_flex`` prices; a tier the entry does not price costs the
+  standard price. A tier price missing for one field (e.g. no ``cache_read_input_token_cost_batches``)
+  falls back to that field's standard price.
+* **Long-context tiers.** ``*_above_<N>k_tokens`` prices (N x 1000 tokens) apply to the whole
+  event when its input per request (``input_tokens / request_count``) is above N x 1000, as the
+  providers bill a long prompt (every token of the request at the higher rate). With several
+  thresholds the highest one exceeded wins. Lookup order for a field: long+tier, long, tier,
+  standard.
+* **Cache** reads and writes at their own prices (missing ones cost the input price of the same
+  tier); reasoning tokens at ``output_cost_per_reasoning_token`` (else the output price).
+* **Dated prices.** Every entry has an ``effective_from`` date (UTC midnight). A model keeps a
+  sorted list of versions and an event is priced by the version in force at its timestamp
+  (events before the first version get the first). An operator file adds versions: its entry is in
+  force from its ``effective_from`` (else the file's ``_spendsentry.as_of``, else its modification
+  date) and replaces the versions of earlier files dated on or after it. An entry may also carry
+  ``"versions": [{"effective_from": ..., <price fields>}, ...]``, each overlaying the entry.
 
 Pure Python; :meth:`PriceCatalogue.cost` runs per event on the hot path, so model resolution is
-done once per (provider, model) pair and cached.
+done once per (provider, model) pair and cached (a single-version model caches its price, a
+multi-version one its timeline, searched by bisection).
 """
 
 from __future__ import annotations
@@ -18,17 +37,18 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from bisect import bisect_right
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
 
 from schemas.errors import ConfigError
 from schemas.usage import UsageEvent
 
-__all__ = ["ModelPrice", "PriceCatalogue", "canonical_provider"]
+__all__ = ["ModelPrice", "PriceCatalogue", "Rates", "canonical_provider"]
 
 META_KEY = "_spendsentry"
 _BUNDLED_NAME = "catalogue.json"
@@ -44,6 +64,13 @@ _PRICE_FIELDS = (
     "cache_creation_input_token_cost",
     "output_cost_per_reasoning_token",
 )
+#: ``<price field>[_above_<N>k_tokens][_batches|_priority|_flex]``; other LiteLLM variants
+#: (``_above_1hr`` cache writes, audio, ``_ultrafast``...) are not token prices we apply.
+_TIERED_FIELD = re.compile(
+    r"^(" + "|".join(_PRICE_FIELDS) + r")(?:_above_(\d+)k_tokens)?(?:_(batches|priority|flex))?$"
+)
+_TIER_SUFFIX = {"batches": "batch", "priority": "priority", "flex": "flex"}
+SERVICE_TIERS = ("default", "batch", "priority", "flex")
 
 # Provider names as producers send them (OTel ``gen_ai.provider.name`` values, LiteLLM names, common
 # spellings) -> the canonical name used below.
@@ -101,9 +128,19 @@ def canonical_provider(provider: str) -> str:
     return _PROVIDER_ALIASES.get(low, low)
 
 
+#: (input, output, cache read, cache write, reasoning) USD per token.
+Rates = tuple[float, float, float, float, float]
+
+
 @dataclass(frozen=True, slots=True)
 class ModelPrice:
-    """Prices of one catalogue entry, USD per token, with the LiteLLM fallbacks already applied."""
+    """One dated version of a catalogue entry, USD per token, with the LiteLLM fallbacks applied.
+
+    ``input`` ... ``reasoning`` are the standard-tier prices. ``tiers`` holds the rates of the
+    service tiers the entry prices (``batch``, ``priority``, ``flex``); ``long_context`` holds
+    ``(threshold_tokens, {tier: rates})`` pairs, highest threshold first (tier ``default``
+    always present).
+    """
 
     key: str
     provider: str
@@ -113,6 +150,64 @@ class ModelPrice:
     cache_write: float
     reasoning: float
     effective_from: str
+    tiers: dict[str, Rates] = field(default_factory=dict, hash=False)
+    long_context: tuple[tuple[int, dict[str, Rates]], ...] = ()
+
+    @property
+    def standard(self) -> Rates:
+        return (self.input, self.output, self.cache_read, self.cache_write, self.reasoning)
+
+    @property
+    def effective_ts(self) -> float:
+        """``effective_from`` as epoch seconds (UTC midnight)."""
+        return _date_ts(self.effective_from)
+
+    def rates(self, service_tier: str | None = None, input_per_request: float = 0.0) -> Rates:
+        """The rates for a request of ``input_per_request`` input tokens in ``service_tier``."""
+        for threshold, by_tier in self.long_context:
+            if input_per_request > threshold:
+                return by_tier.get(service_tier or "default") or by_tier["default"]
+        if service_tier and service_tier != "default":
+            tiered = self.tiers.get(service_tier)
+            if tiered is not None:
+                return tiered
+        return self.standard
+
+    def cost(self, event: UsageEvent) -> float:
+        """USD cost of ``event`` at this version's prices (ignores ``event.cost_usd``)."""
+        if self.tiers or self.long_context:
+            inp, out, read, write, reasoning_price = self.rates(
+                event.service_tier, event.input_tokens / (event.request_count or 1))
+        else:
+            inp, out, read, write, reasoning_price = (self.input, self.output, self.cache_read,
+                                                      self.cache_write, self.reasoning)
+        cached = event.cached_input_tokens
+        created = event.cache_creation_input_tokens
+        reasoning = event.reasoning_tokens
+        uncached = event.input_tokens - cached - created
+        if uncached < 0:
+            uncached = 0
+        return (uncached * inp + cached * read + created * write
+                + (event.output_tokens - reasoning) * out + reasoning * reasoning_price)
+
+
+class _Timeline:
+    """The dated versions of one model, oldest first, searched by event time."""
+
+    __slots__ = ("starts", "prices")
+
+    def __init__(self, prices: Sequence[ModelPrice]) -> None:
+        self.prices = list(prices)
+        self.starts = [p.effective_ts for p in self.prices]
+
+    def at(self, ts: float) -> ModelPrice:
+        i = bisect_right(self.starts, ts) - 1
+        return self.prices[i if i > 0 else 0]
+
+
+@lru_cache(maxsize=4096)
+def _date_ts(day: str) -> float:
+    return datetime.combine(date.fromisoformat(day), datetime.min.time(), timezone.utc).timestamp()
 
 
 @lru_cache(maxsize=1)
@@ -143,11 +238,24 @@ def _check_date(value: Any, where: str, key: str, field: str) -> str:
         date.fromisoformat(value)
     except ValueError:
         raise ConfigError(f"price file {where}: entry {key!r}: {field} must be a YYYY-MM-DD date (got {value!r})") from None
+    if len(value) != 10:
+        raise ConfigError(f"price file {where}: entry {key!r}: {field} must be a YYYY-MM-DD date (got {value!r})")
     return value
 
 
-def _build(key: str, entry: Any, where: str, default_from: str) -> ModelPrice | str | None:
-    """A :class:`ModelPrice`, the target key of an ``alias_of`` entry, or None for a non-token entry."""
+def _price_value(value: Any, where: str, key: str, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"price file {where}: entry {key!r}: {name} must be a number (got {value!r})")
+    if not 0 <= value <= MAX_PRICE_PER_TOKEN:
+        raise ConfigError(
+            f"price file {where}: entry {key!r}: {name} must be between 0 and {MAX_PRICE_PER_TOKEN} "
+            f"USD per token (got {value!r}; per-1M prices must be divided by 1e6)"
+        )
+    return float(value)
+
+
+def _build(key: str, entry: Any, where: str, default_from: str) -> list[ModelPrice] | str | None:
+    """The dated versions of an entry, the target key of an ``alias_of`` entry, or None for a non-token entry."""
     if not isinstance(entry, dict):
         raise ConfigError(f"price file {where}: entry {key!r}: must be an object")
     alias = entry.get("alias_of")
@@ -155,41 +263,79 @@ def _build(key: str, entry: Any, where: str, default_from: str) -> ModelPrice | 
         if not isinstance(alias, str) or not alias:
             raise ConfigError(f"price file {where}: entry {key!r}: alias_of must be a model key")
         return alias
-    prices: dict[str, float | None] = {}
-    for name in _PRICE_FIELDS:
-        value = entry.get(name)
-        if value is not None:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"price file {where}: entry {key!r}: {name} must be a number (got {value!r})")
-            if not 0 <= value <= MAX_PRICE_PER_TOKEN:
-                raise ConfigError(
-                    f"price file {where}: entry {key!r}: {name} must be between 0 and {MAX_PRICE_PER_TOKEN} "
-                    f"USD per token (got {value!r}; per-1M prices must be divided by 1e6)"
-                )
-            value = float(value)
-        prices[name] = value
-    inp, out = prices["input_cost_per_token"], prices["output_cost_per_token"]
-    if inp is None and out is None:
+    extra = entry.get("versions")
+    if extra is None:
+        return _build_one(key, entry, where, default_from)
+    if not isinstance(extra, list) or not all(isinstance(v, dict) for v in extra):
+        raise ConfigError(f"price file {where}: entry {key!r}: versions must be a list of objects")
+    base = {k: v for k, v in entry.items() if k != "versions"}
+    out: dict[str, ModelPrice] = {}
+    for item in [base, *({**base, **v} for v in extra)]:
+        if item is not base and "effective_from" not in item:
+            raise ConfigError(f"price file {where}: entry {key!r}: every item of versions needs effective_from")
+        built = _build_one(key, item, where, default_from)
+        if built:
+            out[built[0].effective_from] = built[0]
+    return [out[d] for d in sorted(out)] or None
+
+
+def _build_one(key: str, entry: dict[str, Any], where: str, default_from: str) -> list[ModelPrice] | None:
+    # (field, threshold or 0, tier or "default") -> price
+    raw: dict[tuple[str, int, str], float] = {}
+    thresholds: set[int] = set()
+    tiers: set[str] = set()
+    for name, value in entry.items():
+        match = _TIERED_FIELD.match(name)
+        if match is None or value is None:
+            continue
+        base, above, suffix = match.groups()
+        thr = int(above) * 1000 if above else 0
+        tier = _TIER_SUFFIX[suffix] if suffix else "default"
+        raw[(base, thr, tier)] = _price_value(value, where, key, name)
+        if thr:
+            thresholds.add(thr)
+        if tier != "default":
+            tiers.add(tier)
+    if ("input_cost_per_token", 0, "default") not in raw and ("output_cost_per_token", 0, "default") not in raw:
         return None  # priced per image / second / call: not a token model
     provider = entry.get("litellm_provider")
     if not isinstance(provider, str) or not provider:
         raise ConfigError(f"price file {where}: entry {key!r}: litellm_provider must be a non-empty string")
     effective = entry.get("effective_from")
     effective = default_from if effective is None else _check_date(effective, where, key, "effective_from")
-    inp = inp or 0.0
-    out = out or 0.0
-    read, write, reasoning = (prices["cache_read_input_token_cost"], prices["cache_creation_input_token_cost"],
-                              prices["output_cost_per_reasoning_token"])
-    return ModelPrice(
-        key=key,
-        provider=provider,
-        input=inp,
-        output=out,
-        cache_read=inp if read is None else read,
-        cache_write=inp if write is None else write,
-        reasoning=out if reasoning is None else reasoning,
-        effective_from=effective,
-    )
+
+    def pick(name: str, thr: int, tier: str) -> float | None:
+        chain = [(thr, tier), (thr, "default"), (0, tier), (0, "default")] if thr else [(0, tier), (0, "default")]
+        for t, s in chain:
+            value = raw.get((name, t, s))
+            if value is not None:
+                return value
+        return None
+
+    def rates(thr: int, tier: str) -> Rates:
+        inp = pick("input_cost_per_token", thr, tier) or 0.0
+        out = pick("output_cost_per_token", thr, tier) or 0.0
+        read = pick("cache_read_input_token_cost", thr, tier)
+        write = pick("cache_creation_input_token_cost", thr, tier)
+        reasoning = pick("output_cost_per_reasoning_token", thr, tier)
+        return (inp, out, inp if read is None else read, inp if write is None else write,
+                out if reasoning is None else reasoning)
+
+    std = rates(0, "default")
+    all_tiers = ("default", *sorted(tiers))
+    return [ModelPrice(
+        key=key, provider=provider, input=std[0], output=std[1], cache_read=std[2], cache_write=std[3],
+        reasoning=std[4], effective_from=effective,
+        tiers={t: rates(0, t) for t in sorted(tiers)},
+        long_context=tuple((thr, {t: rates(thr, t) for t in all_tiers}) for thr in sorted(thresholds, reverse=True)),
+    )]
+
+
+def _merge_versions(old: list[ModelPrice], new: list[ModelPrice]) -> list[ModelPrice]:
+    """A later file's versions replace the earlier ones dated on or after its first version."""
+    cut = new[0].effective_from
+    kept = [p for p in old if p.effective_from < cut]
+    return kept + new
 
 
 class PriceCatalogue:
@@ -197,18 +343,24 @@ class PriceCatalogue:
 
     ``as_of`` is the date of the bundled catalogue; each :class:`ModelPrice` carries its own
     ``effective_from`` (an override entry without one gets its file's ``_spendsentry.as_of``,
-    else the file's modification date).
+    else the file's modification date). ``get``/``lookup`` return the newest version unless
+    ``at`` (epoch seconds) is given; :meth:`cost` always prices at the event's timestamp.
     """
 
-    __slots__ = ("as_of", "source", "sources", "_prices", "_cache")
+    __slots__ = ("as_of", "source", "sources", "_prices", "_versions", "_cache")
 
-    def __init__(self, prices: dict[str, ModelPrice], *, as_of: str, source: str, sources: tuple[str, ...] = ()) -> None:
+    def __init__(self, prices: dict[str, ModelPrice] | dict[str, list[ModelPrice]], *, as_of: str, source: str,
+                 sources: tuple[str, ...] = ()) -> None:
         self.as_of = as_of
         self.source = source
         self.sources = sources or (source,)
-        self._prices = prices
-        # provider (as sent) -> model (as sent) -> ModelPrice or None (known unknown)
-        self._cache: dict[str, dict[str, ModelPrice | None]] = {}
+        versions: dict[str, list[ModelPrice]] = {
+            k: (list(v) if isinstance(v, list) else [v]) for k, v in prices.items()
+        }
+        self._versions = versions
+        self._prices = {k: v[-1] for k, v in versions.items()}  # newest version per key
+        # provider (as sent) -> model (as sent) -> ModelPrice (one version), _Timeline, or None (unknown)
+        self._cache: dict[str, dict[str, ModelPrice | _Timeline | None]] = {}
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -217,20 +369,26 @@ class PriceCatalogue:
         return cls.load(None)
 
     @classmethod
-    def load(cls, override: Path | str | None = None) -> PriceCatalogue:
-        """The bundled catalogue, with the operator's LiteLLM-format file merged over it.
+    def load(cls, override: Path | str | Iterable[Path | str] | None = None) -> PriceCatalogue:
+        """The bundled catalogue, with the operator's LiteLLM-format file(s) merged over it, in order.
 
-        Override entries replace bundled entries by key (whole entries, not field by field).
-        Raises :class:`ConfigError` naming the file and the entry when the override is unusable.
+        An override entry adds a dated version of its key (whole entries, not field by field),
+        replacing the versions of earlier files dated on or after it. Raises
+        :class:`ConfigError` naming the file and the entry when an override is unusable.
         """
         meta, raw = _bundled_raw()
-        as_of = _check_date(meta.get("as_of"), f"bundled {_BUNDLED_NAME}", META_KEY, "as_of")
+        bundled_where = f"bundled {_BUNDLED_NAME}"
+        as_of = _check_date(meta.get("as_of"), bundled_where, META_KEY, "as_of")
         source = str(meta.get("source", "bundled"))
-        defaults = dict.fromkeys(raw, as_of)
-        merged = dict(raw)
-        sources = [f"bundled {_BUNDLED_NAME} (as of {as_of})"]
-        if override is not None:
-            path = Path(override)
+        sources = [f"{bundled_where} (as of {as_of})"]
+        layers: list[tuple[str, str, dict[str, Any]]] = [(bundled_where, as_of, raw)]
+        if override is None:
+            paths: list[Path] = []
+        elif isinstance(override, (str, Path)):
+            paths = [Path(override)]
+        else:
+            paths = [Path(p) for p in override]
+        for path in paths:
             try:
                 text = path.read_text(encoding="utf-8")
                 mtime = path.stat().st_mtime
@@ -241,33 +399,37 @@ class PriceCatalogue:
                 o_from = _check_date(o_meta["as_of"], str(path), META_KEY, "as_of")
             else:
                 o_from = datetime.fromtimestamp(mtime, timezone.utc).date().isoformat()
-            merged.update(o_raw)
-            defaults.update(dict.fromkeys(o_raw, o_from))
-            wheres = dict.fromkeys(o_raw, str(path))
+            layers.append((str(path), o_from, o_raw))
             sources.append(f"{path} (as of {o_from})")
-        else:
-            wheres = {}
-        prices: dict[str, ModelPrice] = {}
-        aliases: dict[str, str] = {}
-        for key, entry in merged.items():
-            where = wheres.get(key, f"bundled {_BUNDLED_NAME}")
-            built = _build(key, entry, where, defaults[key])
-            if isinstance(built, ModelPrice):
-                prices[key] = built
-            elif isinstance(built, str):
-                aliases[key] = built
-        for key, target in aliases.items():
+        versions: dict[str, list[ModelPrice]] = {}
+        aliases: dict[str, tuple[str, str]] = {}  # key -> (target, where)
+        dropped: set[str] = set()  # keys whose newest entry is not a token model
+        for where, default_from, entries in layers:
+            for key, entry in entries.items():
+                built = _build(key, entry, where, default_from)
+                if isinstance(built, list):
+                    versions[key] = _merge_versions(versions[key], built) if key in versions else built
+                    aliases.pop(key, None)
+                    dropped.discard(key)
+                elif isinstance(built, str):
+                    aliases[key] = (built, where)
+                    versions.pop(key, None)
+                    dropped.discard(key)
+                else:
+                    versions.pop(key, None)
+                    aliases.pop(key, None)
+                    dropped.add(key)
+        for key, (target, where) in aliases.items():
             seen = {key}
             while target in aliases and target not in seen:  # alias of an alias
                 seen.add(target)
-                target = aliases[target]
-            if target in prices:
-                prices[key] = prices[target]
-            elif target not in merged or target in seen:
-                where = wheres.get(key, f"bundled {_BUNDLED_NAME}")
+                target = aliases[target][0]
+            if target in versions:
+                versions[key] = versions[target]
+            elif target not in dropped or target in seen:
                 raise ConfigError(f"price file {where}: entry {key!r}: alias_of {target!r} names no model entry")
             # else: alias of a non-token entry (image model...): skipped like its target
-        return cls(prices, as_of=as_of, source=source, sources=tuple(sources))
+        return cls(versions, as_of=as_of, source=source, sources=tuple(sources))
 
     # -- queries ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -276,24 +438,33 @@ class PriceCatalogue:
     def __contains__(self, key: object) -> bool:
         return key in self._prices
 
-    def get(self, key: str) -> ModelPrice | None:
-        """The entry under an exact LiteLLM key (no provider resolution)."""
-        return self._prices.get(key)
+    def get(self, key: str, at: float | None = None) -> ModelPrice | None:
+        """The entry under an exact LiteLLM key (no provider resolution): newest, or in force at ``at``."""
+        if at is None:
+            return self._prices.get(key)
+        versions = self._versions.get(key)
+        return None if versions is None else _Timeline(versions).at(at)
+
+    def versions(self, key: str) -> list[ModelPrice]:
+        """Every dated version of an exact key, oldest first."""
+        return list(self._versions.get(key, ()))
 
     def keys(self) -> list[str]:
         return list(self._prices)
 
-    def lookup(self, provider: str, model: str) -> ModelPrice | None:
-        """Price of ``model`` as sent by ``provider``, or None when the catalogue does not know it."""
+    def lookup(self, provider: str, model: str, at: float | None = None) -> ModelPrice | None:
+        """Price of ``model`` as sent by ``provider`` (newest version, or the one in force at ``at``);
+        None when the catalogue does not know it."""
         by_model = self._cache.get(provider)
-        if by_model is not None:
-            hit = by_model.get(model, _MISS)
-            if hit is not _MISS:
-                return hit  # type: ignore[return-value]
-        return self._resolve_and_cache(provider, model)
+        hit: Any = _MISS if by_model is None else by_model.get(model, _MISS)
+        if hit is _MISS:
+            hit = self._resolve_and_cache(provider, model)
+        if type(hit) is _Timeline:
+            return hit.prices[-1] if at is None else hit.at(at)
+        return hit
 
     def cost(self, event: UsageEvent) -> float | None:
-        """USD cost of ``event``; None when its model is unpriced.
+        """USD cost of ``event`` at the prices in force at its timestamp; None when its model is unpriced.
 
         An event that already carries ``cost_usd`` is not priced here: its producer cost is
         returned unchanged.
@@ -301,35 +472,31 @@ class PriceCatalogue:
         if event.cost_usd is not None:
             return event.cost_usd
         by_model = self._cache.get(event.provider)
-        price = _MISS if by_model is None else by_model.get(event.model, _MISS)
+        price: Any = _MISS if by_model is None else by_model.get(event.model, _MISS)
         if price is _MISS:
             price = self._resolve_and_cache(event.provider, event.model)
         if price is None:
             return None
-        cached = event.cached_input_tokens
-        created = event.cache_creation_input_tokens
-        reasoning = event.reasoning_tokens
-        uncached = event.input_tokens - cached - created
-        if uncached < 0:
-            uncached = 0
-        return (
-            uncached * price.input
-            + cached * price.cache_read
-            + created * price.cache_write
-            + (event.output_tokens - reasoning) * price.output
-            + reasoning * price.reasoning
-        )
+        if type(price) is _Timeline:
+            price = price.at(event.timestamp)
+        return price.cost(event)
+
 
     # -- resolution ---------------------------------------------------------------------------
-    def _resolve_and_cache(self, provider: str, model: str) -> ModelPrice | None:
-        price = self._resolve(provider, model)
+    def _resolve_and_cache(self, provider: str, model: str) -> ModelPrice | _Timeline | None:
+        key = self._resolve(provider, model)
+        price: ModelPrice | _Timeline | None = None
+        if key is not None:
+            versions = self._versions[key]
+            price = versions[0] if len(versions) == 1 else _Timeline(versions)
         cache = self._cache
         if sum(len(m) for m in cache.values()) >= MAX_RESOLUTION_CACHE:
             cache.clear()
         cache.setdefault(provider, {})[model] = price
         return price
 
-    def _resolve(self, provider: str, model: str) -> ModelPrice | None:
+    def _resolve(self, provider: str, model: str) -> str | None:
+        """The catalogue key that prices ``model`` as sent by ``provider``."""
         canon = canonical_provider(provider)
         rule = _RULES.get(canon)
         if rule is None:
@@ -353,7 +520,7 @@ class PriceCatalogue:
             for prefix in prefixes:
                 price = prices.get(prefix + name)
                 if price is not None and accepts(price.provider):
-                    return price
+                    return prefix + name
         return None
 
 

@@ -207,7 +207,11 @@ def test_override_replaces_a_price_and_adds_models(tmp_path: Path) -> None:
     gpt4o = cat.lookup("openai", "gpt-4o")
     # whole entry replaced: no cache read price any more, so cached input costs the input price
     assert (gpt4o.input, gpt4o.output, gpt4o.cache_read, gpt4o.effective_from) == (2e-06, 8e-06, 2e-06, "2027-01-01")
-    assert cat.cost(event("openai", "gpt-4o", input_tokens=1_000, output_tokens=1_000)) == pytest.approx(0.01)
+    # dated: an event in 2027 gets the new price, one before it the bundled price it replaced
+    ev_2027 = UsageEvent("e", 1_798_761_600.0, "openai", "gpt-4o", input_tokens=1_000, output_tokens=1_000)
+    assert cat.cost(ev_2027) == pytest.approx(0.01)  # 1000*2e-6 + 1000*8e-6
+    assert cat.cost(event("openai", "gpt-4o", input_tokens=1_000, output_tokens=1_000)) == pytest.approx(0.0125)
+    assert [p.effective_from for p in cat.versions("gpt-4o")] == [bundled.as_of, "2027-01-01"]
     # the new model, with a reasoning price of its own:
     # 1000*1e-7 + (3000-2000)*2e-7 + 2000*1e-6 = 0.0001 + 0.0002 + 0.002
     ev = event("acme", "in-house-llm", input_tokens=1_000, output_tokens=3_000, reasoning_tokens=2_000)
@@ -265,3 +269,126 @@ def test_model_price_is_immutable(cat: PriceCatalogue) -> None:
     assert isinstance(price, ModelPrice)
     with pytest.raises(AttributeError):
         price.input = 0.0  # type: ignore[misc]
+
+
+# -- service tiers, long context, dated versions ---------------------------------------------------
+
+def tiered(provider: str, model: str, tier: str | None = None, ts: float = 1_767_225_600.0, **tokens: int) -> UsageEvent:
+    ev = UsageEvent("evt-t", ts, provider, model, **tokens)
+    ev.service_tier = tier
+    return ev
+
+
+def test_batch_tier_prices_anthropic_cache_and_output(cat: PriceCatalogue) -> None:
+    # claude-sonnet-4-5 batch: in 1.5e-6, out 7.5e-6, cache read 1.5e-7, cache write 1.875e-6.
+    # 100k input = 20k plain + 60k reads + 20k writes, 10k output:
+    # 20k*1.5e-6 + 60k*1.5e-7 + 20k*1.875e-6 + 10k*7.5e-6 = 0.03 + 0.009 + 0.0375 + 0.075
+    ev = tiered("anthropic", "claude-sonnet-4-5", "batch", input_tokens=100_000, cached_input_tokens=60_000,
+                cache_creation_input_tokens=20_000, output_tokens=10_000)
+    assert cat.cost(ev) == pytest.approx(0.1515)
+
+
+def test_priority_and_flex_tiers(cat: PriceCatalogue) -> None:
+    # gpt-4o priority: in 4.25e-6, cache read 2.125e-6, out 1.7e-5.
+    # 10k in (4k cached), 1k out: 6k*4.25e-6 + 4k*2.125e-6 + 1k*1.7e-5 = 0.0255 + 0.0085 + 0.017
+    ev = tiered("openai", "gpt-4o", "priority", input_tokens=10_000, cached_input_tokens=4_000, output_tokens=1_000)
+    assert cat.cost(ev) == pytest.approx(0.051)
+    # gpt-5 flex: in 6.25e-7, cache read 6.25e-8, out 5e-6 (reasoning at the output price):
+    # 8k*6.25e-7 + 2k*6.25e-8 + 3k*5e-6 = 0.005 + 0.000125 + 0.015
+    ev = tiered("openai", "gpt-5", "flex", input_tokens=10_000, cached_input_tokens=2_000, output_tokens=3_000,
+                reasoning_tokens=2_500)
+    assert cat.cost(ev) == pytest.approx(0.020125)
+
+
+def test_tier_without_its_own_price_costs_the_standard_price(cat: PriceCatalogue) -> None:
+    # gpt-4o has no flex price: 1000*2.5e-6 + 1000*1e-5
+    ev = tiered("openai", "gpt-4o", "flex", input_tokens=1_000, output_tokens=1_000)
+    assert cat.cost(ev) == pytest.approx(0.0125)
+    # gpt-4o batch has no cache-read batch price: the standard cache read price (1.25e-6) is used.
+    # 1000 cached * 1.25e-6 + 1000 plain * 1.25e-6 (batch input)
+    ev = tiered("openai", "gpt-4o", "batch", input_tokens=2_000, cached_input_tokens=1_000)
+    assert cat.cost(ev) == pytest.approx(0.0025)
+
+
+def test_long_context_tier_applies_per_request(cat: PriceCatalogue) -> None:
+    # gemini-2.5-pro: <=200k: in 1.25e-6, out 1e-5; >200k: in 2.5e-6, cache read 2.5e-7, out 1.5e-5.
+    short = tiered("gemini", "gemini-2.5-pro", input_tokens=200_000, output_tokens=1_000)
+    assert cat.cost(short) == pytest.approx(200_000 * 1.25e-6 + 1_000 * 1e-5)  # 0.26: exactly 200k is not above
+    long = tiered("gemini", "gemini-2.5-pro", input_tokens=250_000, cached_input_tokens=50_000, output_tokens=1_000)
+    # 200k*2.5e-6 + 50k*2.5e-7 + 1k*1.5e-5 = 0.5 + 0.0125 + 0.015
+    assert cat.cost(long) == pytest.approx(0.5275)
+    # the same tokens as 2 requests of 125k each: standard tier.
+    # 200k*1.25e-6 + 50k*1.25e-7 + 1k*1e-5 = 0.25 + 0.00625 + 0.01
+    two = tiered("gemini", "gemini-2.5-pro", input_tokens=250_000, cached_input_tokens=50_000, output_tokens=1_000)
+    two.request_count = 2
+    assert cat.cost(two) == pytest.approx(0.26625)
+    # long context + priority: in 4.5e-6, out 2.7e-5: 300k*4.5e-6 + 2k*2.7e-5 = 1.35 + 0.054
+    prio = tiered("gemini", "gemini-2.5-pro", "priority", input_tokens=300_000, output_tokens=2_000)
+    assert cat.cost(prio) == pytest.approx(1.404)
+
+
+def test_long_context_272k_and_bedrock_200k(cat: PriceCatalogue) -> None:
+    # gpt-5.4 above 272k: in 5e-6, out 2.25e-5; batch above 272k: in 2.5e-6, out 1.125e-5
+    ev = tiered("openai", "gpt-5.4", input_tokens=300_000, output_tokens=1_000)
+    assert cat.cost(ev) == pytest.approx(300_000 * 5e-6 + 1_000 * 2.25e-5)  # 1.5225
+    ev = tiered("openai", "gpt-5.4", "batch", input_tokens=300_000, output_tokens=1_000)
+    assert cat.cost(ev) == pytest.approx(300_000 * 2.5e-6 + 1_000 * 1.125e-5)  # 0.76125
+    # Bedrock Sonnet 4.5 above 200k: cache write 7.5e-6, cache read 6e-7, in 6e-6, out 2.25e-5
+    ev = tiered("aws.bedrock", "anthropic.claude-sonnet-4-5-20250929-v1:0", input_tokens=210_000,
+                cached_input_tokens=100_000, cache_creation_input_tokens=10_000, output_tokens=1_000)
+    # 100k*6e-6 + 100k*6e-7 + 10k*7.5e-6 + 1k*2.25e-5 = 0.6 + 0.06 + 0.075 + 0.0225
+    assert cat.cost(ev) == pytest.approx(0.7575)
+
+
+def test_rates_parsed_from_litellm_fields(cat: PriceCatalogue) -> None:
+    price = cat.get("gemini/gemini-2.5-pro")
+    assert set(price.tiers) == {"batch", "priority", "flex"}
+    assert [thr for thr, _ in price.long_context] == [200_000]
+    assert price.rates("priority", 100) == (2.25e-06, 1.8e-05, 2.25e-07, 2.25e-06, 1.8e-05)
+    assert cat.get("gpt-4o").long_context == ()
+
+
+def test_dated_versions_pick_the_price_in_force(tmp_path: Path) -> None:
+    path = write(tmp_path, {
+        "acme/llm": {"litellm_provider": "acme", "effective_from": "2026-01-01",
+                     "input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+                     "versions": [{"effective_from": "2026-06-01", "input_cost_per_token": 5e-07},
+                                  {"effective_from": "2026-09-01", "input_cost_per_token": 2.5e-07,
+                                   "output_cost_per_token": 1e-06}]},
+    })
+    cat = PriceCatalogue.load(path)
+    jan, jul, oct_ = 1_767_225_600.0 + 86_400 * 10, 1_782_864_000.0, 1_791_000_000.0  # 2026-01-11, 07-01, 10-03
+    def cost(ts: float) -> float:
+        return cat.cost(UsageEvent("e", ts, "acme", "llm", input_tokens=1_000_000, output_tokens=1_000_000))
+    assert cost(jan) == pytest.approx(1.0 + 2.0)
+    assert cost(jul) == pytest.approx(0.5 + 2.0)  # output price inherited from the entry
+    assert cost(oct_) == pytest.approx(0.25 + 1.0)
+    assert cost(1_700_000_000.0) == pytest.approx(3.0)  # before the first version: the first
+    assert cat.lookup("acme", "llm").effective_from == "2026-09-01"
+    assert cat.lookup("acme", "llm", at=jul).effective_from == "2026-06-01"
+    assert cat.get("acme/llm", at=jan).input == 1e-06
+
+
+def test_later_file_replaces_versions_dated_on_or_after_it(tmp_path: Path) -> None:
+    first = write(tmp_path, {"acme/llm": {"litellm_provider": "acme", "input_cost_per_token": 1e-06,
+                                          "effective_from": "2026-01-01",
+                                          "versions": [{"effective_from": "2026-09-01", "input_cost_per_token": 3e-06}]}},
+                  "a.json")
+    second = write(tmp_path, {"acme/llm": {"litellm_provider": "acme", "input_cost_per_token": 2e-06,
+                                           "effective_from": "2026-06-01"}}, "b.json")
+    cat = PriceCatalogue.load([first, second])
+    assert [(p.effective_from, p.input) for p in cat.versions("acme/llm")] == [("2026-01-01", 1e-06),
+                                                                             ("2026-06-01", 2e-06)]
+
+
+def test_cost_is_fast_with_versions(tmp_path: Path) -> None:
+    import time
+    path = write(tmp_path, {"gpt-4o": {"litellm_provider": "openai", "effective_from": "2027-01-01",
+                                       "input_cost_per_token": 2e-06, "output_cost_per_token": 8e-06}})
+    cat = PriceCatalogue.load(path)
+    ev = tiered("openai", "gpt-4o", input_tokens=1_000, output_tokens=100)
+    cat.cost(ev)
+    start = time.perf_counter()
+    for _ in range(20_000):
+        cat.cost(ev)
+    assert (time.perf_counter() - start) / 20_000 < 20e-6  # generous: ~1 us on a laptop
