@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 from alerts.base import Sink
 from alerts.retry import RetryPolicy, Sleep
 from alerts.sinks.pagerduty import PagerDutySink
@@ -21,7 +23,8 @@ from schemas.subscription import Destination
 class SinkFactory:
     def __init__(self, *, slack_token: str | None = None, slack_api_url: str = "https://slack.com/api/",
                  slack_refs: SlackRefs | None = None, pagerduty_url: str = "https://events.pagerduty.com",
-                 retry: RetryPolicy | None = None, sleep: Sleep = asyncio.sleep) -> None:
+                 retry: RetryPolicy | None = None, sleep: Sleep = asyncio.sleep,
+                 webhook_client: httpx.AsyncClient | None = None) -> None:
         self.slack_token = slack_token
         self.slack_api_url = slack_api_url
         self.slack_refs = slack_refs
@@ -29,6 +32,8 @@ class SinkFactory:
         self.retry = retry
         self.sleep = sleep
         self.pacer = ChannelPacer(sleep=sleep)
+        #: shared by every webhook sink (e.g. one with the SSRF-guarded transport); owned by the caller
+        self.webhook_client = webhook_client
         self._sinks: dict[str, Sink] = {}
 
     def sink_for(self, dest: Destination) -> Sink:
@@ -38,7 +43,7 @@ class SinkFactory:
         if dest.type == "webhook":
             assert dest.url and dest.secret
             sink = WebhookSink(dest.url, dest.secret, cloudevents=dest.cloudevents, retry=self.retry,
-                               sleep=self.sleep, name=dest.key)
+                               sleep=self.sleep, name=dest.key, client=self.webhook_client)
         elif dest.type == "slack":
             if not self.slack_token:
                 raise ConfigError("a slack destination needs SPENDSENTRY_SLACK_TOKEN")

@@ -93,3 +93,18 @@ class Lifecycle:
             summary="resolved: " + _describe(key, observed, verdict.expected, start, end),
             details={**details, "peak_observed": round(incident.peak_observed, 6)},
         )
+
+    def resolve_now(self, *, alert_type: str, key: dict[str, str], at: float, observed: float, expected: float,
+                    reason: str) -> Alert | None:
+        """Close the open incident at once (operator feedback), with a resolved alert saying why."""
+        incident = self.incident
+        if incident is None:
+            return None
+        self.incident = None
+        return Alert(
+            alert_id=incident.alert_id, type=alert_type, status="resolved", severity=incident.severity,  # type: ignore[arg-type]
+            key=dict(key), window_start=incident.window_start, window_end=at, triggered_at=at,
+            observed=round(observed, 6), expected=round(expected, 6), score=0.0,
+            summary=f"resolved ({reason}): " + _describe(key, observed, expected, incident.window_start, at),
+            details={"feedback": reason, "peak_observed": round(incident.peak_observed, 6)},
+        )

@@ -25,7 +25,9 @@ highest, observed/expected = sums, ``details.members`` = [{alert_id, key, observ
 severity}], summary "N models of service X ...". Its id is ``ag_`` + a hash of the member ids
 (deterministic). Members' resolutions are absorbed; when the last member resolves, the group's
 resolved alert is emitted with the group id. A member re-firing with a higher severity escalates
-the group (same group id). Resolutions of ungrouped alerts pass straight through.
+the group (same group id). Resolutions of ungrouped alerts pass straight through; an alert that
+resolves while its firing still waits in a window goes out at once, firing then resolved (a
+replayed incident is still reported).
 
 **NotificationGate.** Per ``(destination key, alert_id)``: the first firing is admitted; a repeat
 is admitted only when its severity is higher than the last one sent (escalation) and, when
@@ -226,13 +228,12 @@ class Grouper:
             return []
         if alert.status == "resolved":
             pending = self._pending.get((dest.key, alert.type))
-            if pending is not None:  # resolved before it went out: drop both
-                before = len(pending.alerts)
+            if pending is not None:  # resolved before its window flushed: both go out now, in order
+                firing = [a for a in pending.alerts if a.alert_id == alert.alert_id]
                 pending.alerts = [a for a in pending.alerts if a.alert_id != alert.alert_id]
-                if len(pending.alerts) < before:
-                    if not pending.alerts:
-                        del self._pending[(dest.key, alert.type)]
-                    return []
+                if not pending.alerts:
+                    del self._pending[(dest.key, alert.type)]
+                return [(dest, a) for a in firing] + [(dest, alert)]
             return [(dest, alert)]
         pending = self._pending.setdefault((dest.key, alert.type), _Pending(now))
         pending.alerts = [a for a in pending.alerts if a.alert_id != alert.alert_id] + [alert]

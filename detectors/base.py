@@ -23,6 +23,10 @@ class Verdict:
     expected: float
     anomalous: bool
     reason: str = ""
+    #: which part of spend moved, when the detector can tell: ``requests``, ``tokens per request``,
+    #: ``cost per token`` (price mix) or ``cache-hit ratio``, with the factor, e.g.
+    #: ``"requests 9.8x normal"``; empty when nothing stands out or the detector does not explain.
+    driver: str = ""
 
 
 @runtime_checkable

@@ -74,3 +74,12 @@ class EWSpendDetector:
         self._mean.update(value)
         self._var.update(value)
         self._seen += 1
+
+    def rebase(self, x: Features) -> None:
+        """Feedback "expected": the bucket's level is the new normal (the key stays warm)."""
+        value = float(x["cost"])
+        self._mean = stats.EWMean(self.fading_factor)
+        self._var = stats.EWVar(self.fading_factor)
+        for _ in range(3):
+            self._mean.update(value)
+            self._var.update(value)

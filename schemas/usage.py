@@ -8,7 +8,7 @@ subsets of input and output respectively.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -148,8 +148,57 @@ def _count(value: Any, name: str, minimum: int = 0) -> int:
     return value
 
 
+#: The fields the fast path of :func:`validate_usage` builds, in constructor order. A field added to
+#: :class:`UsageEvent` (with its rule in :func:`_validate_full`) turns the fast path off until it is
+#: taught the new field, so no rule is ever skipped.
+_FAST_FIELDS = ("event_id", "timestamp", "provider", "model", "input_tokens", "output_tokens", "cached_input_tokens",
+                "cache_creation_input_tokens", "reasoning_tokens", "cost_usd", "request_count", "service_tier",
+                "operation", "service", "team", "environment", "pipeline_stage", "experiment", "tags")
+_FAST = tuple(f.name for f in fields(UsageEvent)) == _FAST_FIELDS
+
+
 def validate_usage(data: Any) -> UsageEvent:
-    """Build a :class:`UsageEvent` from decoded JSON, or raise :class:`ValidationError`."""
+    """Build a :class:`UsageEvent` from decoded JSON, or raise :class:`ValidationError`.
+
+    Hot path (once per event): a well-formed event with plain types is checked inline and built
+    with one constructor call; anything unusual (unknown keys, floats for counts, RFC 3339
+    timestamps, numeric tag values, any rule broken) goes through :func:`_validate_full`, which
+    holds every rule and every error message, so the result is the same either way.
+    """
+    if type(data) is dict and _FAST:
+        get = data.get
+        event_id, provider, model, ts = get("event_id"), get("provider"), get("model"), get("timestamp")
+        ts_type = type(ts)
+        if (type(event_id) is str and type(provider) is str and type(model) is str
+                and 0 < len(event_id) <= MAX_STRING and 0 < len(provider) <= MAX_STRING and 0 < len(model) <= MAX_STRING
+                and (ts_type is float or ts_type is int) and MIN_TIMESTAMP <= ts < MAX_TIMESTAMP):
+            inp, out, cached = get("input_tokens", 0), get("output_tokens", 0), get("cached_input_tokens", 0)
+            created, reasoning = get("cache_creation_input_tokens", 0), get("reasoning_tokens", 0)
+            cost, count, tier = get("cost_usd"), get("request_count", 1), get("service_tier")
+            operation, service, team = get("operation"), get("service"), get("team")
+            environment, stage, experiment = get("environment"), get("pipeline_stage"), get("experiment")
+            tags = get("tags")
+            if (type(inp) is int and type(out) is int and type(cached) is int and type(created) is int
+                    and type(reasoning) is int and type(count) is int
+                    and 0 <= cached <= inp <= MAX_TOKENS and 0 <= reasoning <= out <= MAX_TOKENS
+                    and 0 <= created <= MAX_TOKENS and 1 <= count <= MAX_TOKENS
+                    and (cost is None or (type(cost) is float and 0.0 <= cost <= MAX_COST_USD))
+                    and (tier is None or (type(tier) is str and tier in SERVICE_TIERS))
+                    and (tags is None or (type(tags) is dict and not tags))
+                    and (operation is None or (type(operation) is str and 0 < len(operation) <= MAX_STRING))
+                    and (service is None or (type(service) is str and 0 < len(service) <= MAX_STRING))
+                    and (team is None or (type(team) is str and 0 < len(team) <= MAX_STRING))
+                    and (environment is None or (type(environment) is str and 0 < len(environment) <= MAX_STRING))
+                    and (stage is None or (type(stage) is str and 0 < len(stage) <= MAX_STRING))
+                    and (experiment is None or (type(experiment) is str and 0 < len(experiment) <= MAX_STRING))):
+                # positional: a keyword call costs 3x as much (order checked by _FAST at import)
+                return UsageEvent(event_id, float(ts), provider, model, inp, out, cached, created, reasoning, cost,
+                                  count, tier, operation, service, team, environment, stage, experiment, {})
+    return _validate_full(data)
+
+
+def _validate_full(data: Any) -> UsageEvent:
+    """Every rule of :func:`validate_usage`, with its error messages."""
     if not isinstance(data, dict):
         raise ValidationError("$", type(data).__name__, "event must be a JSON object")
     event_id = _required_str(data, "event_id")

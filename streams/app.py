@@ -4,15 +4,18 @@ Agents
 ------
 ``process_usage``  usage topic -> engine per partition -> dead letters, alerts; one table
                    snapshot per batch and dirty key.
-``deliver_alerts`` alerts topic -> sinks; ``(alert_id, status)`` delivered once, recorded in
-                   a table so a restarted worker does not deliver twice.
+``deliver_alerts`` alerts topic -> :class:`streams.delivery.DeliveryService` (route, group,
+                   gate, send); each alert state delivered once, recorded in a table so a
+                   restarted worker does not deliver twice.
 ``close_idle``     timer: quiet partitions still close buckets (and resolve incidents).
+``retry_deliveries`` timer: due long-period delivery retries; give-ups go to the undeliverable topic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import time
 from collections import Counter, defaultdict
 from typing import Any
@@ -20,48 +23,65 @@ from typing import Any
 import faust
 import orjson
 
-from alerts.dispatch import Dispatcher
+from alerts.slack_blocks import ACTION_STATES
+from alerts.slack_interactivity import SNOOZE_S
 from schemas.alert import Alert
+from schemas.budget import Budget
+from schemas.subscription import Destination
 from schemas.usage import UsageEvent
 from streams.config import Settings
-from streams.core.engine import Counters, DeadLetter, Pricer
+from streams.core.budgets import BudgetBook, Partial, load_budgets_file
+from streams.core.engine import ALERT_TYPE, CONTROL, Counters, DeadLetter, Pricer
 from streams.ingest import Normalizer
-from streams.metrics import Histogram
 from streams.produce import message_key
-from streams.partitions import PartitionEngines
-from streams.sinks import build_sinks
+from streams.delivery import DeliveryService, JsonTable, partition_of
+from streams.partitions import PartitionEngines, persist
 from streams.web import register_pages
 
 log = logging.getLogger("spendsentry.streams")
 
+#: accepted feedback actions (API names and Slack action ids) -> Slack action id
+FEEDBACK_ACTIONS = {"ack": "ack", "acknowledge": "ack", "snooze": "snooze_1h", "snooze_1h": "snooze_1h",
+                    "expected": "expected"}
 BATCH_MAX = 10_000
 BATCH_WITHIN_S = 0.2
-RECENT_ALERTS = 500
 
 
 class Runtime:
     """What the agents and pages share: settings, engines, topics, tables, counters."""
 
-    def __init__(self, app: faust.App, settings: Settings, pricer: Pricer, dispatcher: Dispatcher) -> None:
+    def __init__(self, app: faust.App, settings: Settings, pricer: Pricer) -> None:
         self.app = app
         self.settings = settings
-        self.dispatcher = dispatcher
         raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
         self.usage_topic = app.topic(settings.usage_topic, partitions=settings.partitions, **raw)
         self.alerts_topic = app.topic(settings.alerts_topic, partitions=settings.partitions, **raw)
         self.deadletter_topic = app.topic(settings.deadletter_topic, partitions=settings.partitions, **raw)
+        self.undeliverable_topic = app.topic(settings.undeliverable_topic, partitions=settings.partitions, **raw)
+        self.budget_spend_topic = app.topic(settings.budget_spend_topic, partitions=settings.partitions, **raw)
+        # per-partition engine state: written to the source partition's changelog partition
         self.windows = _bytes_table(app, "windows", settings.partitions)
         self.models = _bytes_table(app, "models", settings.partitions)
         self.meta = _bytes_table(app, "meta", settings.partitions)
-        self.delivered = _bytes_table(app, "delivered", settings.partitions)
-        self.recent = _bytes_table(app, "recent-alerts", settings.partitions)
+        self.trackers = _bytes_table(app, "budget-trackers", settings.partitions)
+        # small state every worker needs (API, routing, deliveries): global, writable from anywhere
+        self.tables = {name: _global_table(app, name, settings.partitions) for name in (
+            "subscriptions", "budgets", "budget_state", "recent", "delivered", "routes", "sent", "pending",
+            "slack_refs", "snoozed")}
+        self.delivery = DeliveryService(settings, self.tables, owns=self.owns_alert)
+        self.budgets_store = JsonTable(self.tables["budgets"])
+        self.budget_state = JsonTable(self.tables["budget_state"])
+        self.file_budgets = load_budgets_file(settings.budgets_file) if settings.budgets_file else []
+        self.budget_book = BudgetBook()
+        self._budgets_seen: tuple | None = None
+        self.budgets: list[Budget] = []
+        self.budget_version = 0
+        self._trackers_loaded: set[str] = set()
         self.engines = PartitionEngines(settings.engine_config(), pricer, self.windows, self.models, self.meta)
         self.deadletters = 0
         #: counters of engines whose partitions were revoked, so process totals never go down
         self.retired = Counters()
         self.alerts_published: Counter[tuple[str, str, str]] = Counter()
-        self.deliveries: Counter[tuple[str, str]] = Counter()
-        self.delivery_latency = Histogram()
         self.logged_unpriced: set[tuple[str, str]] = set()
         #: accepted ``?format=`` values of POST /v1/events and the provider normalizer behind them
         self.formats: set[str] = {"canonical"}
@@ -140,8 +160,87 @@ class Runtime:
             if tp.topic == self.settings.usage_topic:
                 self.engines.get(tp.partition)
 
+    # -- budgets ---------------------------------------------------------------------------
+    def refresh_budgets(self) -> None:
+        """Give engines and the budget book the current budgets (file + API) when they changed."""
+        seen = tuple(sorted(self.tables["budgets"].data.items()))
+        if seen != self._budgets_seen:
+            self._budgets_seen = seen
+            self.budget_version += 1
+            self.budgets = self.file_budgets + [Budget.from_dict(v) for v in self.budgets_store.values()]
+            self.budget_book.set_budgets(self.budgets)
+            self._trackers_loaded &= set(self.budget_book.trackers)
+        for engine in self.engines.engines.values():
+            if engine.budget_partials.version != self.budget_version:
+                engine.budget_partials.set_budgets(self.budgets, self.budget_version)
+
+    async def send_partials(self, partials: list[Partial]) -> None:
+        for partial in partials:
+            await self.budget_spend_topic.send(key=partial.budget_id.encode(), value=orjson.dumps(partial.to_dict()))
+
+    async def track_budgets(self, partition: int, partials: list[Partial]) -> None:
+        """Apply one partition's partials to the budget trackers; persist and publish what changed."""
+        book = self.budget_book
+        for budget_id in {p.budget_id for p in partials} - self._trackers_loaded:
+            blob = self.trackers.data.get(f"{partition}|{budget_id}".encode())
+            tracker = book.trackers.get(budget_id)
+            if blob and tracker is not None:
+                restored = pickle.loads(blob)
+                if restored.budget == tracker.budget:
+                    book.trackers[budget_id] = restored
+            self._trackers_loaded.add(budget_id)
+        await self.publish(book.apply(partials))
+        for budget_id in {p.budget_id for p in partials} & set(book.trackers):
+            tracker = book.trackers[budget_id]
+            persist(self.trackers, partition, f"{partition}|{budget_id}".encode(), pickle.dumps(tracker))
+            self.budget_state[budget_id] = tracker.state()
+
+    def budget_view(self, budget: Budget) -> dict[str, Any]:
+        return {**budget.to_dict(), "state": self.budget_state.get(budget.id)}
+
+    # -- feedback ----------------------------------------------------------------------------
+    async def feedback(self, alert_id: str, action: Any, *, user: Any = None) -> tuple[int, dict[str, Any]]:
+        """Acknowledge, snooze (1 h) or mark an alert expected, from Slack buttons or the API.
+
+        "expected" travels on the usage topic to the partition that owns the key, where the
+        key's detector takes the current level as normal and the incident resolves.
+        """
+        action = FEEDBACK_ACTIONS.get(action) if isinstance(action, str) else None
+        if action is None:
+            return 400, {"error": f"action: must be one of {', '.join(FEEDBACK_ACTIONS)}", "field": "action"}
+        record = self.delivery.recent.get(alert_id)
+        if record is None:
+            return 404, {"error": f"alert {alert_id} not found"}
+        alert = Alert.from_dict(record["alert"])
+        user = user if isinstance(user, str) else None
+        if action == "snooze_1h":
+            self.delivery.snoozed[alert_id] = time.time() + SNOOZE_S
+        if action == "expected" and alert.type == ALERT_TYPE:
+            control = {CONTROL: "feedback", "action": "expected", "alert_id": alert_id, "key": alert.key}
+            await self.usage_topic.send(key=message_key(alert.key, self.settings.group_bys[0]),
+                                        value=orjson.dumps(control))
+        state = ACTION_STATES[action]
+        for channel in {d["sink"].split(":", 1)[1] for d in record["deliveries"] if d["sink"].startswith("slack:")}:
+            sink = self.delivery.factory.sink_for(Destination(type="slack", channel=channel))
+            await sink.set_state(alert_id, state, user=user)
+        record.setdefault("feedback", []).append({"action": action, "user": user, "at": time.time()})
+        self.delivery.recent[alert_id] = record
+        return 202, {"alert_id": alert_id, "action": action, "state": state}
+
+    def owns_alert(self, alert_id: str) -> bool:
+        """Whether this worker holds the alerts-topic partition of ``alert_id`` (it runs its retries)."""
+        partition = partition_of(alert_id.encode(), self.settings.partitions)
+        return any(tp.topic == self.settings.alerts_topic and tp.partition == partition
+                   for tp in self.app.consumer.assignment())
+
+    async def send_undeliverable(self) -> None:
+        records, self.delivery.undeliverable = self.delivery.undeliverable, []
+        for record in records:
+            log.error("alert %s undeliverable to %s: %s", record.alert["alert_id"], record.destination_key, record.reason)
+            await self.undeliverable_topic.send(key=record.alert["alert_id"].encode(), value=orjson.dumps(record.to_dict()))
+
     def recent_alerts(self, limit: int) -> list[dict[str, Any]]:
-        records = [orjson.loads(v) for v in self.recent.data.values()]
+        records = list(self.delivery.recent.values())
         records.sort(key=lambda r: (r["alert"]["triggered_at"], r["alert"]["status"]), reverse=True)
         return records[:limit]
 
@@ -150,6 +249,13 @@ def _bytes_table(app: faust.App, name: str, partitions: int) -> faust.Table:
     """A table of raw bytes keys and values: we serialise snapshots ourselves (pickle/orjson)."""
     table = app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions)
     table.key_serializer = table.value_serializer = "raw"  # read when the changelog topic is made
+    return table
+
+
+def _global_table(app: faust.App, name: str, partitions: int) -> faust.GlobalTable:
+    """A global table of raw bytes: every worker reads all of it; writes pick their partition by key."""
+    table = app.GlobalTable(name, key_type=bytes, value_type=bytes, partitions=partitions, use_partitioner=True)
+    table.key_serializer = table.value_serializer = "raw"
     return table
 
 
@@ -175,7 +281,7 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
         broker_credentials=settings.kafka_security.faust_credentials(),
         topic_replication_factor=settings.replication_factor,
     )
-    runtime = Runtime(app, settings, pricer, Dispatcher(build_sinks(settings)))
+    runtime = Runtime(app, settings, pricer)
 
     @app.agent(runtime.usage_topic, name="process_usage")
     async def process_usage(stream: faust.StreamT) -> None:
@@ -189,14 +295,36 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
 
     @app.agent(runtime.alerts_topic, name="deliver_alerts")
     async def deliver_alerts(stream: faust.StreamT) -> None:
-        async for value in stream:
-            await _deliver(runtime, Alert.from_dict(orjson.loads(value)))
+        # a batch is what arrived together (e.g. one minute closing for many keys): grouped per destination
+        async for values in stream.take(1000, within=0.5):
+            await runtime.delivery.handle([Alert.from_dict(orjson.loads(v)) for v in values])
+            await runtime.send_undeliverable()
+
+    @app.agent(runtime.budget_spend_topic, name="track_budgets")
+    async def track_budgets(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(1000, within=0.2):
+            runtime.refresh_budgets()
+            by_partition: dict[int, list[Partial]] = defaultdict(list)
+            for event in events:
+                by_partition[event.message.partition].append(Partial(**orjson.loads(event.value)))
+            for partition, partials in by_partition.items():
+                await runtime.track_budgets(partition, partials)
+
+    @app.timer(interval=1.0)
+    async def retry_deliveries() -> None:
+        await runtime.delivery.retry_due()
+        await runtime.send_undeliverable()
+
+    @app.on_before_shutdown.connect
+    async def close_sinks(sender: Any, **_: Any) -> None:
+        await runtime.delivery.aclose()
 
     @app.timer(interval=1.0)
     async def close_idle() -> None:
         engines = runtime.engines
         async with runtime.lock:
             runtime.ensure_engines()
+            runtime.refresh_budgets()
             now = time.monotonic()
             for partition, engine in list(engines.engines.items()):
                 quiet = now - engines.last_input[partition]
@@ -205,6 +333,7 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
                 engines.last_input[partition] = now
                 engine.idle(quiet)
                 await runtime.publish(engine.drain_alerts())
+                await runtime.send_partials(engine.drain_partials())
                 engines.persist(partition)
 
     @app.on_partitions_revoked.connect
@@ -218,6 +347,7 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
 async def _process_partition(runtime: Runtime, partition: int, batch: list[Any]) -> None:
     engines = runtime.engines
     engine = engines.get(partition)
+    runtime.refresh_budgets()
     skip_until = engines.offsets[partition]
     last = skip_until
     unpriced_before = len(engine.unpriced_models)
@@ -233,27 +363,5 @@ async def _process_partition(runtime: Runtime, partition: int, batch: list[Any])
     if len(engine.unpriced_models) != unpriced_before:
         runtime.log_unpriced(partition)
     await runtime.publish(engine.drain_alerts())
+    await runtime.send_partials(engine.drain_partials())
     engines.persist(partition)
-
-
-async def _deliver(runtime: Runtime, alert: Alert) -> None:
-    record_key = f"{alert.alert_id}:{alert.status}".encode()
-    if runtime.delivered.get(record_key):
-        log.info("alert %s %s already delivered; skipping replay", alert.alert_id, alert.status)
-        return
-    results = await runtime.dispatcher.deliver(alert)
-    for result in results:
-        runtime.deliveries[(result.sink, "ok" if result.ok else "failed")] += 1
-        runtime.delivery_latency.observe(result.latency_s, sink=result.sink)
-    runtime.delivered[record_key] = b"1"
-    previous = runtime.recent.get(alert.alert_id.encode())
-    deliveries = orjson.loads(previous)["deliveries"] if previous else []
-    deliveries += [
-        {"sink": r.sink, "status": alert.status, "ok": r.ok, "attempts": r.attempts, "http_status": r.status,
-         "latency_s": round(r.latency_s, 4), "error": r.error}
-        for r in results
-    ]
-    runtime.recent[alert.alert_id.encode()] = orjson.dumps({"alert": alert.to_dict(), "deliveries": deliveries})
-    if len(runtime.recent) > RECENT_ALERTS:
-        oldest = min(runtime.recent.data.items(), key=lambda kv: orjson.loads(kv[1])["alert"]["triggered_at"])[0]
-        del runtime.recent[oldest]

@@ -33,6 +33,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings.usage_topic: settings.partitions,
         settings.alerts_topic: settings.partitions,
         settings.deadletter_topic: settings.partitions,
+        settings.undeliverable_topic: settings.partitions,
+        settings.budget_spend_topic: settings.partitions,
     }, replication=settings.replication_factor, client_options=settings.kafka_security.client_options())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app, _ = create_app(settings, pricer)
@@ -92,6 +94,19 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from streams.core.pricing import PriceCatalogue
     from streams.produce import read_lines
 
+    if args.series:
+        from streams.series import score_series_file
+
+        started = time.perf_counter()
+        rows = score_series_file(args.series, args.output)
+        took = time.perf_counter() - started
+        print(f"rows:       {rows:,}")
+        print(f"throughput: {rows / max(took, 1e-9):,.0f} rows/s ({took:.2f}s)")
+        print(f"scores written to {args.output}")
+        return 0
+    if not args.events:
+        print("spendsentry backtest: give an EVENTS file or --series FILE.csv", file=sys.stderr)
+        return 2
     settings = _settings()
     with open(args.output, "wb") as output:
         summary = backtest(read_lines(args.events), output, settings.engine_config(),
@@ -120,6 +135,12 @@ def cmd_collect_gpu(args: argparse.Namespace) -> int:
     return run_collect_gpu(args)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from streams.bench import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spendsentry", description="Real-time AI spend anomaly alerting.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -137,9 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.set_defaults(func=cmd_kafka)
 
     backtest = sub.add_parser("backtest", help="replay a usage-event file through the engine, without Kafka")
-    backtest.add_argument("events", help="JSON Lines file of usage events ('-' = stdin)")
-    backtest.add_argument("--output", required=True, help="where to write alerts (JSON Lines)")
+    backtest.add_argument("events", nargs="?", help="JSON Lines file of usage events ('-' = stdin)")
+    backtest.add_argument("--series", metavar="FILE.csv", default=None,
+                          help="instead of events: a plain 'timestamp,value' CSV series; writes "
+                               "'timestamp,value,anomaly_score' (score in [0, 1]) to --output")
+    backtest.add_argument("--output", required=True, help="where to write alerts (JSON Lines), or scores with --series")
     backtest.set_defaults(func=cmd_backtest)
+
+    bench = sub.add_parser("bench", help="throughput ceilings, worker throughput, alert latency, backtest and RSS "
+                                         "on the local broker; last line machine-readable")
+    from streams.bench import add_arguments as add_bench_arguments
+
+    add_bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
 
     demo = sub.add_parser("demo", help="broker + worker + webhook receiver + traffic with a cost burst")
     demo.add_argument("--history-hours", type=float, default=3.0, help="hours of history replayed first")

@@ -168,6 +168,13 @@ class Settings:
     replication_factor: int = 1
     max_body_bytes: int = 1024 * 1024
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    pagerduty_api_url: str = "https://events.pagerduty.com"
+    webhook_allowlist: tuple[str, ...] = ()
+    webhook_timeout_s: float = 10.0
+    retry_period_s: float = 72 * 3600.0
+    group_window_s: float = 10.0
+    budgets_file: Path | None = None
 
     @property
     def usage_topic(self) -> str:
@@ -180,6 +187,15 @@ class Settings:
     @property
     def deadletter_topic(self) -> str:
         return f"{self.topic_prefix}.deadletter"
+
+    @property
+    def undeliverable_topic(self) -> str:
+        return f"{self.topic_prefix}.alerts.undeliverable"
+
+    @property
+    def budget_spend_topic(self) -> str:
+        """Internal: per-partition budget spend partials, keyed by budget id."""
+        return f"{self.topic_prefix}.budget-spend"
 
     @property
     def bootstrap(self) -> str:
@@ -227,4 +243,11 @@ class Settings:
             replication_factor=_int(env, "SPENDSENTRY_REPLICATION_FACTOR", cls.replication_factor),
             max_body_bytes=_int(env, "SPENDSENTRY_MAX_BODY_BYTES", cls.max_body_bytes),
             kafka_security=KafkaSecurity.from_env(env),
+            slack_signing_secret=env.get("SPENDSENTRY_SLACK_SIGNING_SECRET") or None,
+            pagerduty_api_url=env.get("SPENDSENTRY_PAGERDUTY_API_URL") or cls.pagerduty_api_url,
+            webhook_allowlist=_list(env, "SPENDSENTRY_WEBHOOK_ALLOWLIST"),
+            webhook_timeout_s=_float(env, "SPENDSENTRY_WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_s, minimum=0.1),
+            retry_period_s=_float(env, "SPENDSENTRY_DELIVERY_RETRY_SECONDS", cls.retry_period_s),
+            group_window_s=_float(env, "SPENDSENTRY_GROUP_WINDOW_SECONDS", cls.group_window_s),
+            budgets_file=Path(env["SPENDSENTRY_BUDGETS_FILE"]) if env.get("SPENDSENTRY_BUDGETS_FILE") else None,
         )

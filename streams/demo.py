@@ -103,6 +103,7 @@ async def run_demo(history_hours: float = 3.0, burst_after_s: float = 45.0, dura
         "SPENDSENTRY_APP_ID": prefix,
         "SPENDSENTRY_WEB_PORT": str(port),
         "SPENDSENTRY_DATA_DIR": str(data_dir),
+        "SPENDSENTRY_WEBHOOK_ALLOWLIST": "127.0.0.1",  # the demo's own receiver
     }
     log_path = data_dir / "worker.log"
     say(f"starting worker (web API http://127.0.0.1:{port}/v1/spend, log {log_path}) ...")

@@ -105,9 +105,9 @@ def render(runtime: Runtime) -> str:
     out.family("spendsentry_alerts_total", "counter", "Alert state changes emitted.",
                [({"type": t, "severity": sev, "status": st}, n) for (t, sev, st), n in sorted(runtime.alerts_published.items())])
     out.family("spendsentry_deliveries_total", "counter", "Alert deliveries by sink and outcome.",
-               [({"sink": sink, "outcome": outcome}, n) for (sink, outcome), n in sorted(runtime.deliveries.items())])
+               [({"sink": sink, "outcome": outcome}, n) for (sink, outcome), n in sorted(runtime.delivery.outcomes.items())])
     out.histogram("spendsentry_delivery_duration_seconds", "Time to deliver one alert to one sink, retries included.",
-                  runtime.delivery_latency)
+                  runtime.delivery.latency)
     spend = [(state.name, state.total_cost) for engine in runtime.engines.engines.values() for state in engine.keys.values()]
     out.family("spendsentry_spend_usd_total", "counter",
                f"Spend in USD per key (top {SPEND_TOP_N} keys by spend, the rest as key=other).", top_spend(spend))

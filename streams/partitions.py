@@ -19,7 +19,7 @@ from streams.core.engine import Engine, EngineConfig, Pricer
 log = logging.getLogger("spendsentry.streams")
 
 
-def _persist(table: Any, partition: int, key: bytes, value: bytes) -> None:
+def persist(table: Any, partition: int, key: bytes, value: bytes) -> None:
     """Write a table entry to an explicit changelog partition (the batch spans partitions)."""
     table.data[key] = value
     table.send_changelog(partition, key, value)
@@ -65,11 +65,11 @@ class PartitionEngines:
         windows, models = engine.drain_dirty()
         prefix = f"{partition}|"
         for name, blob in windows:
-            _persist(self.windows, partition, (prefix + name).encode(), blob)
+            persist(self.windows, partition, (prefix + name).encode(), blob)
         for name, blob in models:
-            _persist(self.models, partition, (prefix + name).encode(), blob)
+            persist(self.models, partition, (prefix + name).encode(), blob)
         meta = orjson.dumps({"offset": self.offsets[partition], "engine": engine.meta()})
-        _persist(self.meta, partition, str(partition).encode(), meta)
+        persist(self.meta, partition, str(partition).encode(), meta)
 
     def drop(self, partitions: set[int]) -> None:
         """Forget engines of revoked partitions; they reload from the tables if they come back."""

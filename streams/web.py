@@ -7,7 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
+from alerts.slack_interactivity import InteractionError, SlackSignatureError, parse_action, verify_request
+from schemas.budget import Budget, validate_budget
+from schemas.subscription import Subscription, validate_subscription
 from streams.auth import bearer_error
+from streams.resources import Resource, error, parse_body
 from streams.ingest import parse_events
 from streams.metrics import render
 from streams.openapi import OPENAPI
@@ -25,7 +29,98 @@ def _limit(request: Any, default: int = 100, maximum: int = 500) -> int:
     return int(raw)
 
 
+def _reply(view: faust.web.View, response: tuple[int, Any]) -> Any:
+    status, body = response
+    if body is None:
+        return view.bytes(b"", status=status)
+    return view.json(body, status=status)
+
+
+def _resource_pages(app: faust.App, runtime: Runtime, path: str, resource: Resource) -> None:
+    """``GET/POST {path}`` and ``GET/PUT/PATCH/DELETE {path}/{id}``; mutations need a bearer token."""
+    settings = runtime.settings
+
+    async def authorized_body(request: Any) -> dict[str, Any] | tuple[int, Any]:
+        if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
+            return error(401, reason)
+        return parse_body(await request.read(), settings.max_body_bytes)
+
+    class Collection(faust.web.View):
+        async def get(self, request: Any) -> Any:
+            return _reply(self, resource.list())
+
+        async def post(self, request: Any) -> Any:
+            body = await authorized_body(request)
+            return _reply(self, body if isinstance(body, tuple) else resource.create(body))
+
+    class Item(faust.web.View):
+        async def get(self, request: Any, record_id: str) -> Any:
+            return _reply(self, resource.get(record_id))
+
+        async def put(self, request: Any, record_id: str) -> Any:
+            body = await authorized_body(request)
+            return _reply(self, body if isinstance(body, tuple) else resource.replace(record_id, body, merge=False))
+
+        async def patch(self, request: Any, record_id: str) -> Any:
+            body = await authorized_body(request)
+            return _reply(self, body if isinstance(body, tuple) else resource.replace(record_id, body, merge=True))
+
+        async def delete(self, request: Any, record_id: str) -> Any:
+            if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
+                return _reply(self, error(401, reason))
+            return _reply(self, resource.delete(record_id))
+
+    app.page(path)(Collection)
+    app.page(path + "/{record_id}")(Item)
+
+
 def register_pages(app: faust.App, runtime: Runtime) -> None:
+    settings = runtime.settings
+    _resource_pages(app, runtime, "/v1/subscriptions", Resource(
+        "subscriptions", runtime.delivery.subscriptions, validate_subscription, Subscription.from_dict,
+        render=lambda sub: sub.to_dict(masked=True), store_form=lambda sub: sub.to_dict(masked=False)))
+    _resource_pages(app, runtime, "/v1/budgets", Resource(
+        "budgets", runtime.budgets_store, validate_budget, Budget.from_dict,
+        render=runtime.budget_view, store_form=lambda budget: budget.to_dict()))
+
+    @app.page("/v1/alerts/{alert_id}")
+    class AlertItem(faust.web.View):
+        async def get(self, request: Any, alert_id: str) -> Any:
+            record = runtime.delivery.recent.get(alert_id)
+            if record is None:
+                return self.json({"error": f"alert {alert_id} not found"}, status=404)
+            return self.json({**record, "pending_retries": [
+                {"destination": p.destination_key if hasattr(p, "destination_key") else p.sink, "next_at": p.next_at,
+                 "attempts": len(p.attempts_log), "last_error": p.last_error}
+                for p in runtime.delivery.pending() if p.alert["alert_id"] == alert_id]})
+
+    @app.page("/v1/alerts/{alert_id}/feedback")
+    class Feedback(faust.web.View):
+        async def post(self, request: Any, alert_id: str) -> Any:
+            if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
+                return self.json({"error": reason}, status=401)
+            body = parse_body(await request.read(), settings.max_body_bytes)
+            if isinstance(body, tuple):
+                return _reply(self, body)
+            return _reply(self, await runtime.feedback(alert_id, body.get("action"), user=body.get("user")))
+
+    @app.page("/v1/slack/interactivity")
+    class SlackInteractivity(faust.web.View):
+        async def post(self, request: Any) -> Any:
+            body = await request.read()
+            if not settings.slack_signing_secret:
+                return self.json({"error": "SPENDSENTRY_SLACK_SIGNING_SECRET is not set"}, status=503)
+            try:
+                verify_request(settings.slack_signing_secret, request.headers, body)
+            except SlackSignatureError as exc:
+                return self.json({"error": str(exc)}, status=401)
+            try:
+                action = parse_action(body)
+            except InteractionError as exc:
+                return self.json({"error": str(exc)}, status=400)
+            status, reply = await runtime.feedback(action.alert_id, action.action, user=action.user)
+            return self.json(reply if status >= 400 else {"ok": True}, status=200 if status < 500 else status)
+
     @app.page("/healthz")
     async def healthz(view: faust.web.View, request: Any) -> Any:
         ready = app.tables.recovery.completed.is_set() and not app.rebalancing

@@ -47,6 +47,10 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+#: how much of an endpoint's answer is read (only a snippet is kept for the delivery log)
+MAX_RESPONSE_BYTES = 64 * 1024
+
+
 class WebhookSink:
     """POSTs each alert to one endpoint, signed with that endpoint's ``whsec_`` secret.
 
@@ -108,7 +112,7 @@ class WebhookSink:
             retry_after: float | None = None
             sent = time.perf_counter()
             try:
-                response = await self._client.post(self.url, content=body, headers=headers, timeout=self._timeout)
+                status, response_headers, head = await self._post(body, headers)
             except httpx.TransportError as exc:  # timeouts, refused/reset connections
                 status: int | None = None
                 error = DeliveryError(_describe(exc), sink=self.name)
@@ -118,7 +122,6 @@ class WebhookSink:
                 log.append(DeliveryAttempt(attempt, now, None, time.perf_counter() - sent, str(error)).to_dict())
                 return self._fail(attempt, started, ref, error, log)
             else:
-                status = response.status_code
                 elapsed = time.perf_counter() - sent
                 if 200 <= status <= 299:
                     log.append(DeliveryAttempt(attempt, now, status, elapsed).to_dict())
@@ -131,8 +134,8 @@ class WebhookSink:
                     result = self._fail(attempt, started, ref, error, log)
                     result.disable = True
                     return result
-                retry_after = parse_retry_after(response.headers.get("retry-after"), now=self._clock())
-                snippet = response.text[:200].strip()
+                retry_after = parse_retry_after(response_headers.get("retry-after"), now=self._clock())
+                snippet = head[:200].decode("utf-8", "replace").strip()
                 error = DeliveryError(f"endpoint answered {status}" + (f": {snippet}" if snippet else ""),
                                       sink=self.name, status=status, retryable=status == 429 or status >= 500)
                 log.append(DeliveryAttempt(attempt, now, status, elapsed, str(error)).to_dict())
@@ -140,6 +143,18 @@ class WebhookSink:
             if wait is None:
                 return self._fail(attempt, started, ref, error, log)
             await self._sleep(wait)
+
+    async def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, httpx.Headers, bytes]:
+        """POST and read at most ``MAX_RESPONSE_BYTES`` of the answer: a hostile endpoint cannot
+        make the worker buffer a huge body."""
+        async with self._client.stream("POST", self.url, content=body, headers=headers,
+                                       timeout=self._timeout) as response:
+            head = b""
+            async for chunk in response.aiter_bytes():
+                head += chunk
+                if len(head) >= MAX_RESPONSE_BYTES:
+                    break
+            return response.status_code, response.headers, head[:MAX_RESPONSE_BYTES]
 
     def _fail(self, attempts: int, started: float, ref: dict[str, str], error: DeliveryError,
               log: list[dict] | None = None) -> DeliveryResult:

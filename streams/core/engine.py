@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from operator import attrgetter
 from time import perf_counter
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,13 +28,16 @@ import orjson
 
 from alerts.lifecycle import Lifecycle, SeverityPolicy
 from detectors.base import Detector, Verdict
-from detectors.ewma import EWSpendDetector
+from detectors.seasonal import SeasonalSpendDetector
 from schemas.alert import Alert
 from schemas.errors import DecodeError, SchemaError, ValidationError
 from schemas.usage import UsageEvent, validate_usage
 from streams.core.buckets import Bucket, KeyState
+from streams.core.budgets import BudgetPartials, Partial
 
 ALERT_TYPE = "cost_spike"
+#: field that marks a control message (feedback) on the usage topic
+CONTROL = "__control__"
 
 
 class Pricer(Protocol):
@@ -58,7 +62,7 @@ class EngineConfig:
     fast_min_events: int = 10
     fast_min_elapsed_s: float = 5.0
     fast_warmup: int = 30
-    detector_factory: Callable[[], Detector] = EWSpendDetector
+    detector_factory: Callable[[], Detector] = SeasonalSpendDetector
 
 
 @dataclass(slots=True)
@@ -92,8 +96,20 @@ def key_name(key: dict[str, str]) -> str:
     return ",".join(f"{dim}={value}" for dim, value in key.items())
 
 
+_blake2b = hashlib.blake2b
+_from_bytes = int.from_bytes
+
+
 def _digest(event_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+    return _from_bytes(_blake2b(event_id.encode(), digest_size=8).digest(), "little")
+
+
+def _key_getter(dims: tuple[str, ...]) -> Callable[[UsageEvent], tuple]:
+    """The key tuple of an event in one family (a plain attribute read for one-field families)."""
+    if len(dims) == 1 and not dims[0].startswith("tags."):
+        get = attrgetter(dims[0])
+        return lambda event: (get(event) or "",)
+    return lambda event: tuple(event.dimension(d) or "" for d in dims)
 
 
 class Engine:
@@ -114,6 +130,10 @@ class Engine:
         self._dirty_models: set[KeyState] = set()
         self._size = config.bucket_seconds
         self._families = [tuple(dims) for dims in config.group_bys]
+        #: (family index, dims, key getter) per family, for the per-event loop in :meth:`add`
+        self._family_keys = [(i, dims, _key_getter(dims)) for i, dims in enumerate(self._families)]
+        self.budget_partials = BudgetPartials()
+        self._partials: list[Partial] = []
 
     # -- input -------------------------------------------------------------------------
     def ingest(self, raw: bytes) -> list[DeadLetter]:
@@ -124,6 +144,8 @@ class Engine:
             self.counters.invalid += 1
             return [DeadLetter(f"invalid JSON: {exc}", raw)]
         if isinstance(data, dict):
+            if CONTROL in data:
+                return self.control(data, raw)
             try:
                 self.add(validate_usage(data))
             except SchemaError as exc:
@@ -157,9 +179,10 @@ class Engine:
                 unpriced = True
         digest = _digest(event.event_id)
         late = start < self.closed_until
-        for family_index, dims in enumerate(self._families):
-            key = tuple(event.dimension(d) or "" for d in dims)
-            state = self.keys.get((family_index, key))
+        keys = self.keys
+        for family_index, dims, key_of in self._family_keys:
+            key = key_of(event)
+            state = keys.get((family_index, key))
             if state is None:
                 state = self._new_state(family_index, dims, key)
             bucket = None if late else state.open.get(start)
@@ -189,6 +212,8 @@ class Engine:
                 bucket.unpriced += 1
             if bucket.cost >= state.fast_floor and state.lifecycle.incident is None:
                 self._fast_check(state, bucket, ts)
+        if self.budget_partials.budgets:
+            self.budget_partials.add(event, cost)
         counters = self.counters
         counters.events += 1
         if late:
@@ -200,6 +225,39 @@ class Engine:
             self.max_ts = ts
             if ts - self.config.allowed_lateness_s - size >= self.closed_until:
                 self._close_until(ts - self.config.allowed_lateness_s)
+
+    def control(self, data: dict[str, Any], raw: bytes) -> list[DeadLetter]:
+        """A control message travelling with the usage stream (so it is ordered with the key's
+        events and reaches the partition that owns the key).
+
+        ``{"__control__": "feedback", "action": "expected", "alert_id": ..., "key": {...}}``: the
+        operator says the alert's level is normal: the key's detector takes the level of its
+        last closed bucket as the new baseline and the open incident resolves.
+        """
+        if data.get(CONTROL) != "feedback" or data.get("action") != "expected" or not isinstance(data.get("key"), dict):
+            return [DeadLetter(f"unknown control message {str(data.get(CONTROL))[:40]!r}", raw)]
+        key = {str(k): str(v) for k, v in data["key"].items()}
+        dims = tuple(key)
+        if dims not in self._families:
+            return []  # a budget or grouped alert: nothing to rebase here
+        state = self.keys.get((self._families.index(dims), tuple(key.values())))
+        if state is None or state.last is None:
+            return []
+        level = state.lifecycle.incident.peak_observed if state.lifecycle.incident else state.last.cost
+        rebase = getattr(state.detector, "rebase", None)
+        if rebase is not None:
+            rebase({"t": state.last.start, "cost": level})
+        else:
+            state.detector = self.config.detector_factory()
+            state.closed = 0
+        state.fast_floor = state.fast_rate = float("inf")
+        alert = state.lifecycle.resolve_now(alert_type=ALERT_TYPE, key=state.key, at=self.max_ts, observed=level,
+                                            expected=level, reason="expected")
+        self._dirty_models.add(state)
+        if alert is not None:
+            self.counters.alerts += 1
+            self._alerts.append(alert)
+        return []
 
     # -- time --------------------------------------------------------------------------
     def idle(self, seconds: float) -> None:
@@ -226,6 +284,8 @@ class Engine:
             for state in sorted(self._open_index.pop(start), key=_by_name):
                 self._close(state, state.open.pop(start))
         self.closed_until = limit
+        if self.budget_partials.sums:
+            self._partials += self.budget_partials.close(limit)
 
     def _close(self, state: KeyState, bucket: Bucket) -> None:
         size = self._size
@@ -294,6 +354,11 @@ class Engine:
         alerts, self._alerts = self._alerts, []
         return alerts
 
+    def drain_partials(self) -> list[Partial]:
+        """Budget spend of closed minutes, for :class:`streams.core.budgets.BudgetBook`."""
+        partials, self._partials = self._partials, []
+        return partials
+
     # -- persistence (the worker stores these blobs in Faust tables) ------------------
     def drain_dirty(self) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
         """Snapshots of what changed since the last call: (window blobs, model blobs) by key id."""
@@ -303,13 +368,15 @@ class Engine:
         self._dirty_models.clear()
         return windows, models
 
-    def meta(self) -> dict[str, float]:
-        return {"max_ts": self.max_ts, "closed_until": self.closed_until}
+    def meta(self) -> dict[str, Any]:
+        return {"max_ts": self.max_ts, "closed_until": self.closed_until,
+                "budget_sums": [[b, m, c] for (b, m), c in self.budget_partials.sums.items()]}
 
-    def restore(self, meta: dict[str, float] | None, windows: Iterable[bytes], models: Iterable[bytes]) -> None:
+    def restore(self, meta: dict[str, Any] | None, windows: Iterable[bytes], models: Iterable[bytes]) -> None:
         """Rebuild state from snapshots written by :meth:`drain_dirty` and :meth:`meta`."""
         if meta:
             self.max_ts, self.closed_until = meta["max_ts"], meta["closed_until"]
+            self.budget_partials.sums = {(b, m): c for b, m, c in meta.get("budget_sums", [])}
         for blob in models:
             key, model_state = pickle.loads(blob)
             self._state_for(key).set_model_state(model_state)

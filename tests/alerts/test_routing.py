@@ -97,11 +97,13 @@ def test_grouper_small_bursts_go_out_singly_and_escalation_passes() -> None:
     assert (group.alert_id, "critical") == (up.alert_id, up.severity)
 
 
-def test_resolved_before_flush_cancels_the_firing() -> None:
+def test_resolved_before_flush_sends_firing_then_resolved() -> None:
+    """A replayed incident (firing and resolved in one window) is still reported, in order."""
     g = Grouper(clock=lambda: 0.0)
     dest = Destination("slack", channel="#c")
     g.add(dest, make_alert(), now=0)
-    assert [] == g.add(dest, make_alert("resolved"), now=1)
+    out = g.add(dest, make_alert("resolved"), now=1)
+    assert [a.status for _, a in out] == ["firing", "resolved"]
     assert [] == g.flush(now=100)
 
 

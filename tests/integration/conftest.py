@@ -120,6 +120,7 @@ def make_worker(broker: str, topic_prefix: str, tmp_path: Path) -> Iterator:
             "SPENDSENTRY_APP_ID": topic_prefix,
             "SPENDSENTRY_WEB_PORT": str(dead_port()),
             "SPENDSENTRY_DATA_DIR": str(tmp_path / f"data-{len(workers)}"),
+            "SPENDSENTRY_WEBHOOK_ALLOWLIST": "127.0.0.0/8",  # the local receivers; private ranges stay refused
             **extra,
         }
         worker = Worker(topic_prefix, env, tmp_path / f"worker-{len(workers)}.log")

@@ -182,3 +182,24 @@ def test_fast_path_stays_quiet_on_a_5x_burst() -> None:
                                 key=lambda e: e["timestamp"]))
     firing = [a for a in alerts if a.status == "firing"]
     assert len(firing) == 1 and "early" not in firing[0].details
+
+
+def test_expected_feedback_rebases_the_detector_and_resolves() -> None:
+    """'Expected' makes the burst level normal: the incident resolves and the level stops alerting."""
+    engine = Engine(EngineConfig(), FlatPricer())
+    events = sorted(traffic(200, burst_model="gpt-4o", burst_from=180, burst_x=5), key=lambda e: e["timestamp"])
+    cut = next(i for i, e in enumerate(events) if e["timestamp"] >= T0 + 182 * 60)
+    alerts = run(engine, events[:cut])
+    (firing,) = [a for a in alerts if a.status == "firing"]
+    feedback = {"__control__": "feedback", "action": "expected", "alert_id": firing.alert_id, "key": firing.key}
+    assert engine.ingest(orjson.dumps(feedback)) == []
+    (resolved,) = engine.drain_alerts()
+    assert resolved.status == "resolved" and resolved.alert_id == firing.alert_id
+    assert resolved.details["feedback"] == "expected"
+    assert [a for a in run(engine, events[cut:]) if a.status == "firing"] == []
+
+
+def test_unknown_control_message_is_dead_lettered() -> None:
+    engine = Engine(EngineConfig(), FlatPricer())
+    (dead,) = engine.ingest(b'{"__control__": "explode"}')
+    assert dead.reason == "unknown control message 'explode'"

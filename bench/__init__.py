@@ -1,0 +1,1 @@
+"""spendsentry evaluation suite: labelled synthetic spend scenarios and the NAB run (see bench/README.md)."""

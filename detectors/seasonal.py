@@ -1,0 +1,341 @@
+"""Seasonal per-key spend detector: hour-of-day x day-of-week baseline, CUSUM, recurring-spike memory.
+
+One closed bucket (one minute) of one key at a time, pure Python floats in small lists so that a
+key's state pickles to ~2-3 KiB (100k keys ~ 300 MB) and scoring costs a few microseconds.
+"""
+
+from __future__ import annotations
+
+import math
+
+from detectors.base import Features, Verdict
+
+DAY = 86400.0
+HOUR = 3600.0
+_LOG2 = math.log(2.0)
+WEEK_SLOTS = 42  # 4-hour blocks of the week
+WEEK_SLOT_S = 4 * HOUR
+WEEK_S = 7 * DAY
+_MONDAY = 4 * DAY  # epoch 0 was a Thursday: Monday 00:00 UTC is 4 days later (mod 7 days)
+
+
+class SeasonalSpendDetector:
+    """Learns a key's normal spend per minute as ``level x hour-of-day shape x day-of-week factor``.
+
+    * **Baseline** (Holt-Winters style, multiplicative, updated once per bucket):
+      ``expected = L * S[hour] * W[weekday]``; ``S`` is 24 hour-of-day factors linearly interpolated
+      between slot centres, ``W`` 7 weekday factors, ``L`` a slow level (memory ~3 days). Every
+      learner starts as a running mean, so a new key is useful after ``warmup`` buckets.
+    * **Spread**: EW variance of the *relative* residual ``cost / expected - 1`` per hour slot
+      (a global one while a slot is cold), floored at ``rel_spread_floor``; residuals beyond
+      4 sigma are trimmed, so a burst or an outage does not blind the slot.
+    * **Fast path** (bursts): ``z >= z_threshold`` and ``cost >= ratio_threshold x expected`` and
+      at least ``min_excess_usd`` more.
+    * **Slow path** (level shifts, ramps, cost-per-request jumps): a one-sided CUSUM of ``z``
+      of the log-likelihood ratio of a ``cusum_delta`` x shift (per-bucket increment capped at 4) reaching ``cusum_h`` while the bucket
+      is ``>= cusum_ratio x expected`` and ``min_excess_usd`` above it; enabled after one day of
+      history (the daily shape must be known first).
+    * **Recurring-spike memory** (benign nightly batch jobs): a material spike (``>= memory_ratio x``
+      expected) is remembered by 5-minute bin of the day (at most ``memory_size`` bins). The same
+      bin (+-1) 6 h to 3.5 days later expects that spike again, so a job that runs at the same
+      time every night pages only the first night. A burst is never masked by itself (a record is
+      usable only after 6 h).
+    * **Learning** is robust: values are clipped to ``[expected - 1.5 sigma, expected + 3 sigma]``
+      (``+ 1 sigma`` while the CUSUM is alarmed or the bucket anomalous), so a burst, a ramp or an
+      outage does not become normal quickly.
+    * **Driver**: cost = requests x tokens/request x cost/token; each factor is compared with its
+      learned normal (EW means of non-empty buckets) and the one that moved most is named (cache-hit
+      ratio when cost per token rose while the cached share of input fell).
+    """
+
+    name = "seasonal_spend"
+
+    def __init__(
+        self,
+        level_alpha: float = 1 / 4320,
+        slot_alpha: float = 0.02,
+        week_alpha: float = 1 / 480,
+        var_alpha: float = 0.02,
+        warmup: int = 30,
+        season_warmup: int = 1440,
+        z_threshold: float = 6.0,
+        ratio_threshold: float = 2.0,
+        min_excess_usd: float = 0.05,
+        cusum_delta: float = 2.0,
+        cusum_h: float = 20.0,
+        cusum_ratio: float = 1.5,
+        rel_spread_floor: float = 0.05,
+        memory_size: int = 32,
+        memory_ratio: float = 2.0,
+        memory_bin_s: float = 300.0,
+        use_cusum: bool = True,
+        use_memory: bool = True,
+        count_z: float = 4.5,
+    ) -> None:
+        self.count_z = count_z
+        self.level_alpha = level_alpha
+        self.slot_alpha = slot_alpha
+        self.week_alpha = week_alpha
+        self.var_alpha = var_alpha
+        self.warmup = warmup
+        self.season_warmup = season_warmup
+        self.z_threshold = z_threshold
+        self.ratio_threshold = ratio_threshold
+        self.min_excess_usd = min_excess_usd
+        self.cusum_delta = cusum_delta
+        self.cusum_h = cusum_h
+        self.cusum_ratio = cusum_ratio
+        self.rel_spread_floor = rel_spread_floor
+        self.memory_size = memory_size
+        self.memory_ratio = memory_ratio
+        self.memory_bin_s = memory_bin_s
+        self.use_cusum = use_cusum
+        self.use_memory = use_memory
+        self._n = 0
+        self._level = 0.0
+        self._shape = [1.0] * 24
+        self._shape_n = [0.0] * 24
+        self._week = [1.0] * WEEK_SLOTS
+        self._week_n = [0.0] * WEEK_SLOTS
+        self._var = [0.0] * 24
+        self._var_n = [0.0] * 24
+        self._gvar = 0.0
+        self._cusum = 0.0
+        #: bin -> [t_last, peak_last, t_prev, peak_prev, days seen]
+        self._mem: dict[int, list[float]] = {}
+        #: EW normal of cost/request, tokens/request, cost/token, cached share of input; count
+        self._ref = [0.0, 0.0, 0.0, 0.0]
+        self._ref_n = 0
+
+    # -- the model -----------------------------------------------------------------------
+    def _slots(self, t: float) -> tuple[int, int, float, float]:
+        pos = (t % DAY) / HOUR - 0.5
+        base = math.floor(pos)
+        f = pos - base
+        return int(base) % 24, int(base + 1) % 24, f, ((t - _MONDAY) % WEEK_S) / WEEK_SLOT_S - 0.5
+
+    def _weekf(self, wpos: float) -> tuple[float, int, int, float]:
+        base = math.floor(wpos)
+        g = wpos - base
+        w0, w1 = int(base) % WEEK_SLOTS, int(base + 1) % WEEK_SLOTS
+        return self._week[w0] * (1.0 - g) + self._week[w1] * g, w0, w1, g
+
+    def _state(self, t: float) -> tuple:
+        """expected, relative sigma, memory multiplier, slot info for bucket time ``t``."""
+        h0, h1, f, d = self._slots(t)
+        shape = self._shape[h0] * (1.0 - f) + self._shape[h1] * f
+        expected = self._level * shape * self._weekf(d)[0] if self._n else 0.0
+        if self._var_n[h0] >= 20 and self._var_n[h1] >= 20:
+            var = self._var[h0] * (1.0 - f) + self._var[h1] * f
+        else:
+            var = self._gvar
+        rel = max(math.sqrt(max(var, 0.0)), self.rel_spread_floor)
+        mult = self._memory(t) if self.use_memory and self._mem else 1.0
+        return expected, rel, mult, h0, h1, f, d
+
+    def _memory(self, t: float) -> float:
+        b = int((t % DAY) // self.memory_bin_s)
+        nbins = int(DAY // self.memory_bin_s)
+        best = 1.0
+        for k in (b - 1, b, b + 1):
+            rec = self._mem.get(k % nbins)
+            if rec is None:
+                continue
+            age = t - rec[0]
+            if 21600.0 < age <= 302400.0:
+                best = max(best, rec[1])
+            else:
+                age = t - rec[2]
+                if 21600.0 < age <= 302400.0:
+                    best = max(best, rec[3])
+        return best
+
+    def _assess(self, x: Features) -> tuple:
+        t = float(x["t"])
+        y = float(x["cost"])
+        expected, rel, mult, h0, h1, f, d = self._state(t)
+        eff = expected * mult
+        spread = max(eff * rel, expected * 0.25 * (mult - 1.0), 1e-6)
+        z = (y - eff) / spread
+        # CUSUM of the log-likelihood ratio "spend is cusum_delta x expected" vs "as expected"
+        # under a Gaussian relative noise of sd ``rel``: only buckets above the midpoint
+        # 1 + (delta - 1) / 2 add evidence, so ordinary day-to-day level wander never accumulates.
+        if eff > 0:
+            dm1 = self.cusum_delta - 1.0
+            inc = dm1 / (rel * rel) * (y / eff - 1.0 - 0.5 * dm1)
+            cusum = min(max(0.0, self._cusum + min(inc, 4.0)), 2.0 * self.cusum_h)
+        else:
+            cusum = 0.0
+        excess = y - eff
+        fast = (
+            self._n >= self.warmup
+            and z >= self.z_threshold
+            and self._count_evidence(x, eff)
+            and y >= self.ratio_threshold * eff
+            and excess >= self.min_excess_usd
+        )
+        slow = (
+            self.use_cusum
+            and self._n >= self.season_warmup
+            and cusum >= self.cusum_h
+            and y >= self.cusum_ratio * eff
+            and excess >= self.min_excess_usd
+        )
+        return t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d
+
+    # -- protocol ------------------------------------------------------------------------
+    def score_one(self, x: Features) -> Verdict:
+        t, y, expected, rel, mult, eff, z, cusum, fast, slow, *_ = self._assess(x)
+        score = max(1.0 - math.exp(-max(z, 0.0) / self.z_threshold), 1.0 - math.exp(-cusum / self.cusum_h))
+        ratio = f", {y / eff:.1f}x expected" if eff > 0 else ""
+        if slow and not fast:
+            reason = f"sustained rise: cusum={cusum:.1f}, z={z:.1f}{ratio}"
+        else:
+            reason = f"z={z:.1f}{ratio}"
+        if mult > 1.0:
+            reason += f" (recurring spike {mult:.1f}x expected at this time of day)"
+        anomalous = fast or slow
+        driver = self._driver(x, y, eff) if anomalous else ""
+        return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=anomalous, reason=reason,
+                       driver=driver)
+
+    def learn_one(self, x: Features) -> None:
+        t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d = self._assess(x)
+        anomalous = fast or slow
+        self._cusum = cusum
+        # recurring-spike memory: remember material spikes by time of day
+        if self.use_memory and self._n >= self.warmup and expected > 0:
+            r0 = y / expected
+            if r0 >= self.memory_ratio and y - expected >= self.min_excess_usd:
+                self._remember(t, r0)
+        value = y / mult
+        if self._n:
+            guard = 1.0 if (anomalous or cusum >= 0.5 * self.cusum_h) else 3.0
+            hi = expected * (1.0 + guard * rel)
+            lo = expected * (1.0 - 1.5 * rel)  # an outage or traffic moved away is learned slowly too
+            if self._n >= self.warmup:
+                value = min(max(value, lo), hi)
+        # relative residual variance, Huber-clipped
+        if expected > 0:
+            resid = y / eff - 1.0 if eff > 0 else 0.0
+            r2 = resid * resid
+            # trimmed: a residual beyond 4 sigma (a burst, an outage) says nothing about the noise
+            # of normal minutes, and learning it would let one long incident blind the key.
+            trimmed = self._n >= self.warmup and r2 > 16.0 * rel * rel
+            a = max(1.0 / (self._n + 1), 0.01)
+            if not trimmed:
+                self._gvar += a * (r2 - self._gvar)
+            for h, w in (() if trimmed else ((h0, 1.0 - f), (h1, f))):
+                if w <= 0.0:
+                    continue
+                n = self._var_n[h]
+                a = w * max(1.0 / (n + 1.0), self.var_alpha)
+                self._var[h] += a * (r2 - self._var[h])
+                self._var_n[h] = n + w
+        # baseline
+        n = self._n
+        shape = self._shape[h0] * (1.0 - f) + self._shape[h1] * f
+        week, w0, w1, g = self._weekf(d)
+        if n == 0:
+            self._level = value
+        else:
+            a = max(1.0 / (n + 1), self.level_alpha)
+            self._level += a * (value / max(shape * week, 1e-3) - self._level)
+        level = self._level
+        if level > 0:
+            target = value / (level * week)
+            for h, w in ((h0, 1.0 - f), (h1, f)):
+                if w <= 0.0:
+                    continue
+                k = self._shape_n[h]
+                a = w * max(1.0 / (k + 2.0), self.slot_alpha)  # the prior 1.0 counts as one sample
+                self._shape[h] = max(self._shape[h] + a * (target - self._shape[h]), 0.05)
+                self._shape_n[h] = k + w
+            target = value / (level * max(shape, 1e-3))
+            for i, w in ((w0, 1.0 - g), (w1, g)):
+                if w <= 0.0:
+                    continue
+                k = self._week_n[i]
+                a = w * max(1.0 / (k + 2.0), self.week_alpha)
+                self._week[i] = max(self._week[i] + a * (target - self._week[i]), 0.05)
+                self._week_n[i] = k + w
+        # normal of the spend drivers (non-empty, normal buckets only)
+        if not anomalous:
+            self._learn_ref(x)
+        self._n = n + 1
+
+    # -- helpers -------------------------------------------------------------------------
+    def _count_evidence(self, x: Features, eff: float) -> bool:
+        """A one-bucket burst needs more *requests* than normal (Poisson z >= 3), not just one huge one.
+
+        Without request counts (or before the cost per request is known) the cost alone decides.
+        A cost-per-request jump with a flat request count is left to the CUSUM path, which needs it
+        to persist for a few buckets, so one heavy-tailed request on a sparse key never pages.
+        """
+        req = x.get("requests")
+        cpr = self._ref[0]
+        if req is None or self._ref_n < 10 or cpr <= 0:
+            return True
+        lam = eff / cpr
+        # Anscombe's variance-stabilised Poisson z (honest in the tail for small counts too)
+        return 2.0 * (math.sqrt(float(req) + 0.375) - math.sqrt(lam + 0.375)) >= self.count_z
+
+
+    def _remember(self, t: float, ratio: float) -> None:
+        b = int((t % DAY) // self.memory_bin_s)
+        rec = self._mem.get(b)
+        if rec is None:
+            if len(self._mem) >= self.memory_size:
+                # one-off spikes go first (a long incident must not evict a recurring job), then the oldest
+                oldest = min(self._mem, key=lambda k: (self._mem[k][4] > 1.0, self._mem[k][0], k))
+                del self._mem[oldest]
+            self._mem[b] = [t, ratio, -1e18, 1.0, 1.0]
+        elif t - rec[0] <= 21600.0:
+            rec[0], rec[1] = t, max(rec[1], ratio)
+        else:
+            rec[2], rec[3] = rec[0], rec[1]
+            rec[0], rec[1] = t, ratio
+            rec[4] = min(rec[4] + 1.0, 30.0)
+
+    def _parts(self, x: Features) -> tuple[float, float, float, float] | None:
+        req = float(x.get("requests", 0.0) or 0.0)
+        tin = float(x.get("input_tokens", 0.0) or 0.0)
+        tokens = tin + float(x.get("output_tokens", 0.0) or 0.0)
+        cost = float(x["cost"])
+        if req <= 0 or tokens <= 0 or cost <= 0:
+            return None
+        cached = float(x.get("cached_input_tokens", 0.0) or 0.0)
+        return cost / req, tokens / req, cost / tokens, (cached / tin if tin > 0 else 0.0)
+
+    def _learn_ref(self, x: Features) -> None:
+        parts = self._parts(x)
+        if parts is None:
+            return
+        a = max(1.0 / (self._ref_n + 1), 0.01)
+        ref = self._ref
+        for i, v in enumerate(parts):
+            ref[i] += a * (v - ref[i])
+        self._ref_n += 1
+
+    def _driver(self, x: Features, y: float, eff: float) -> str:
+        parts = self._parts(x)
+        if parts is None or self._ref_n < 10 or eff <= 0 or y <= 0:
+            return ""
+        _, tpr, cpt, cache = parts
+        _, rtpr, rcpt, rcache = self._ref
+        if rtpr <= 0 or rcpt <= 0:
+            return ""
+        total = math.log(y / eff)
+        l_tpr = math.log(tpr / rtpr)
+        l_cpt = math.log(cpt / rcpt)
+        l_req = total - l_tpr - l_cpt
+        name, value = max((("requests", l_req), ("tokens per request", l_tpr), ("cost per token", l_cpt)),
+                          key=lambda kv: kv[1])
+        if value < 0.5 * _LOG2 * 0.5 and value < 0.5 * total:
+            return ""
+        factor = math.exp(value)
+        if name == "cost per token":
+            if rcache - cache >= 0.15:
+                return f"cache-hit ratio {rcache:.0%} -> {cache:.0%} (cost per token {factor:.1f}x normal)"
+            return f"cost per token {factor:.1f}x normal (price mix)"
+        return f"{name} {factor:.1f}x normal"

@@ -1,0 +1,200 @@
+"""The delivery side of the worker: route, group, gate, send, retry, record.
+
+Thin glue around the pure pieces in :mod:`alerts` (Router, Grouper, NotificationGate,
+RetryQueue, SinkFactory). Its state lives in global tables (every worker sees every entry,
+writes go to the changelog from anywhere), wrapped as JSON mappings by :class:`JsonTable`.
+Retries are run only by the worker that owns the alert's partition, so two workers never
+retry the same delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka.partitioner import murmur2
+
+from alerts.base import DeliveryResult
+from alerts.delivery import PendingDelivery, RetryQueue, RetrySchedule, UndeliverableRecord
+from alerts.destinations import SinkFactory
+from alerts.routing import Grouper, NotificationGate, Route, Router
+from alerts.sinks.log import LogSink
+from alerts.ssrf import DestinationRefused, GuardedTransport, SsrfGuard
+from schemas.alert import Alert
+from schemas.subscription import Destination, Subscription
+from streams.config import Settings
+from streams.metrics import Histogram
+
+log = logging.getLogger("spendsentry.delivery")
+
+
+class JsonTable(MutableMapping[str, Any]):
+    """A ``str -> JSON`` view of a Faust table of raw bytes."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __getitem__(self, key: str) -> Any:
+        raw = self.table.get(key.encode())
+        if raw is None:
+            raise KeyError(key)
+        return orjson.loads(raw)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.table[key.encode()] = orjson.dumps(value)
+
+    def __delitem__(self, key: str) -> None:
+        if self.table.get(key.encode()) is None:
+            raise KeyError(key)
+        del self.table[key.encode()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (key.decode() for key in list(self.table.keys()))
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+class OwnedPending(JsonTable):
+    """Pending retries, restricted to those of alerts whose partition this worker owns."""
+
+    def __init__(self, table: Any, owns: Callable[[str], bool]) -> None:
+        super().__init__(table)
+        self.owns = owns
+
+    def __iter__(self) -> Iterator[str]:
+        for key in super().__iter__():
+            alert_id = key.split("|")[-2]
+            if self.owns(alert_id):
+                yield key
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives a message key."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def default_destinations(settings: Settings) -> list[Destination]:
+    """The sinks configured in the environment, as routing destinations."""
+    out = [Destination(type="webhook", url=url, secret=settings.webhook_secret) for url in settings.webhook_urls]
+    if settings.slack_token and settings.slack_channel:
+        out.append(Destination(type="slack", channel=settings.slack_channel))
+    return out
+
+
+class DeliveryService:
+    """Everything between ``spendsentry.alerts`` and the outside world."""
+
+    def __init__(self, settings: Settings, tables: dict[str, Any], owns: Callable[[str], bool],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.subscriptions = JsonTable(tables["subscriptions"])
+        self.recent = JsonTable(tables["recent"])
+        self.delivered = JsonTable(tables["delivered"])
+        self.snoozed = JsonTable(tables["snoozed"])
+        guard = SsrfGuard(settings.webhook_allowlist)
+        self.http = httpx.AsyncClient(transport=GuardedTransport(guard), timeout=settings.webhook_timeout_s,
+                                      follow_redirects=False)
+        self.factory = SinkFactory(slack_token=settings.slack_token, slack_api_url=settings.slack_api_url,
+                                   slack_refs=JsonTable(tables["slack_refs"]), pagerduty_url=settings.pagerduty_api_url,
+                                   webhook_client=self.http)
+        self.router = Router(self._subscriptions(), default_destinations(settings), routes=JsonTable(tables["routes"]))
+        self.grouper = Grouper(window_s=settings.group_window_s)
+        self.gate = NotificationGate(sent=JsonTable(tables["sent"]), clock=clock)
+        self.retries = RetryQueue(RetrySchedule(period_s=settings.retry_period_s),
+                                  pending=OwnedPending(tables["pending"], owns), clock=clock)
+        self.log_sink = LogSink()
+        self.undeliverable: list[UndeliverableRecord] = []
+        #: metrics by sink kind (webhook/slack/pagerduty/log: destinations may hold secrets in URLs)
+        self.outcomes: Counter[tuple[str, str]] = Counter()
+        self.latency = Histogram()
+
+    def _subscriptions(self) -> list[Subscription]:
+        return [Subscription.from_dict(value) for value in self.subscriptions.values()]
+
+    def reload(self) -> None:
+        """Pick up subscription changes made through the API (on this or another worker)."""
+        self.router.update(self._subscriptions())
+
+    async def handle(self, alerts: list[Alert]) -> None:
+        """Route, group and deliver one batch of alerts; the batch's groups are flushed at its end."""
+        self.reload()
+        out: list[tuple[Route, Alert]] = []
+        routes_by_dest: dict[str, Route] = {}
+        for alert in alerts:
+            slot = f"{alert.alert_id}:{alert.status}:{alert.severity}"
+            if slot in self.delivered:
+                log.info("alert %s %s already delivered; skipping replay", alert.alert_id, alert.status)
+                continue
+            routes = self.router.route(alert)
+            if not routes:
+                await self._record(alert, [await self.log_sink.send(alert)])
+                self.delivered[slot] = True
+                continue
+            for route in routes:
+                routes_by_dest[route.destination.key] = route
+                out += [(route, grouped) for _, grouped in self.grouper.add(route.destination, alert)]
+            self.delivered[slot] = True
+        for dest, grouped in self.grouper.flush(force=True):
+            out.append((routes_by_dest[dest.key], grouped))
+        for route, alert in out:
+            await self._send(route, alert)
+
+    def _snoozed(self, alert: Alert) -> bool:
+        until = self.snoozed.get(alert.alert_id)
+        return alert.status == "firing" and until is not None and self.clock() < float(until)
+
+    async def _send(self, route: Route, alert: Alert) -> None:
+        dest = route.destination
+        if self._snoozed(alert) or not self.gate.admit(dest, alert, cooldown_s=route.cooldown_s):
+            return
+        result = await self.send(dest, alert)
+        outcome = self.retries.on_result(alert, dest, result, subscription_id=route.subscription_id)
+        if isinstance(outcome, UndeliverableRecord):
+            self.undeliverable.append(outcome)
+        await self._record(alert, [result])
+
+    async def send(self, dest: Destination, alert: Alert) -> DeliveryResult:
+        try:
+            return await self.factory.sink_for(dest).send(alert)
+        except DestinationRefused as exc:
+            log.error("delivery of %s refused: %s", alert.alert_id, exc)
+            return DeliveryResult(sink=dest.key, ok=False, error=str(exc), permanent=True)
+        except Exception as exc:  # a sink bug or refused destination is a failed delivery, not a crash
+            log.exception("delivery of %s to %s raised", alert.alert_id, dest.key)
+            return DeliveryResult(sink=dest.key, ok=False, error=f"{type(exc).__name__}: {exc}", permanent=True)
+
+    async def retry_due(self) -> None:
+        done, gave_up = await self.retries.run_due(self.send)
+        for item, result in done:
+            await self._record(Alert.from_dict(item.alert), [result])
+        self.undeliverable += gave_up
+
+    async def _record(self, alert: Alert, results: list[DeliveryResult]) -> None:
+        """Keep the alert and every delivery attempt for ``GET /v1/alerts[/{id}]``."""
+        for result in results:
+            kind = result.sink.split(":", 1)[0]
+            self.outcomes[(kind, "ok" if result.ok else "failed")] += 1
+            self.latency.observe(result.latency_s, sink=kind)
+        record = self.recent.get(alert.alert_id) or {"alert": alert.to_dict(), "deliveries": []}
+        if alert.status == "resolved" or record["alert"]["status"] != "resolved":
+            record["alert"] = alert.to_dict()
+        record["deliveries"] += [
+            {"sink": r.sink, "status": alert.status, "ok": r.ok, "attempts": r.attempts, "http_status": r.status,
+             "latency_s": round(r.latency_s, 4), "error": r.error, "at": self.clock()}
+            for r in results
+        ]
+        self.recent[alert.alert_id] = record
+
+    def pending(self) -> list[PendingDelivery]:
+        return [PendingDelivery.from_dict(v) for v in self.retries.pending.values()]
+
+    async def aclose(self) -> None:
+        await self.factory.aclose()
+        await self.http.aclose()
