@@ -78,7 +78,7 @@ class Lifecycle:
                 key=dict(key), window_start=start, window_end=end, triggered_at=end,
                 observed=round(observed, 6), expected=round(verdict.expected, 6), score=round(verdict.score, 4),
                 summary=_describe(key, observed, verdict.expected, start, end),
-                details={**details, "reason": verdict.reason},
+                details={**details, "reason": verdict.reason, **({"driver": verdict.driver} if verdict.driver else {})},
             )
         if incident is None:
             return None

@@ -5,6 +5,10 @@ A detector sees one closed bucket of one key at a time, as a plain dict of featu
 ``t`` = bucket start in epoch seconds). It is pure: no I/O, no clock, picklable, so the
 very same object runs in the Faust worker and in ``spendsentry backtest`` and survives a
 restart in a table. ``score_one`` is always called before ``learn_one`` on the same bucket.
+
+Spend detectors also implement ``rebase(x)``: operator feedback ("Expected") that the level of
+``x`` is normal from now on. The engine calls it when it exists and otherwise starts the key's
+detector afresh.
 """
 
 from __future__ import annotations

@@ -265,6 +265,17 @@ class SeasonalSpendDetector:
         self._n = n + 1
 
     # -- helpers -------------------------------------------------------------------------
+    def rebase(self, x: Features) -> None:
+        """Feedback "expected": scale the level so the expectation at ``x["t"]`` is ``x["cost"]``
+        (the daily and weekly shape are kept) and clear the slow-shift evidence."""
+        expected = self._state(float(x["t"]))[0]
+        cost = float(x["cost"])
+        if expected > 0 and cost > 0:
+            self._level *= cost / expected
+        elif cost > 0:
+            self._level = cost
+        self._cusum = 0.0
+
     def _count_evidence(self, x: Features, eff: float) -> bool:
         """A one-bucket burst needs more *requests* than normal (Poisson z >= 3), not just one huge one.
 

@@ -95,3 +95,15 @@ def test_burst_driver_names_requests() -> None:
     feed(det, [minute(i, rng) for i in range(300)])
     v = det.score_one(minute(300, rng, rate=600.0))
     assert v.anomalous and v.driver.startswith("requests")
+
+
+@pytest.mark.parametrize("cls", [EWSpendDetector, SeasonalSpendDetector], ids=lambda c: c.__name__)
+def test_rebase_makes_the_new_level_normal(cls) -> None:
+    """Operator feedback "expected": a level that alerted stops alerting once rebased."""
+    rng = random.Random(3)
+    det = cls()
+    feed(det, [minute(i, rng) for i in range(600)])
+    shifted = [minute(i, rng, rate=300.0) for i in range(600, 640)]
+    assert feed(det, shifted[:1])[0].anomalous
+    det.rebase(shifted[1])
+    assert not any(v.anomalous for v in feed(det, shifted[2:]))
