@@ -141,6 +141,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_redeliver(args: argparse.Namespace) -> int:
+    from streams.redeliver import run_redeliver
+
+    outcomes = asyncio.run(run_redeliver(_settings(), args.alert_id))
+    for record, result in outcomes:
+        state = "delivered" if result.ok else f"failed: {result.error}"
+        print(f"{record.alert.get('alert_id')} {record.alert.get('status')} -> {record.destination_key}: {state}")
+    failed = sum(1 for _, result in outcomes if not result.ok)
+    print(f"redelivered {len(outcomes) - failed} of {len(outcomes)} undeliverable record(s)")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spendsentry", description="Real-time AI spend anomaly alerting.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -152,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     produce = sub.add_parser("produce", help="send a JSON Lines file of usage events to the usage topic")
     produce.add_argument("file", help="JSON Lines file, one event per line ('-' = stdin)")
     produce.set_defaults(func=cmd_produce)
+
+    redeliver = sub.add_parser("redeliver", help="send the undeliverable alert records again")
+    redeliver.add_argument("--alert-id", default=None, help="only this alert's records")
+    redeliver.set_defaults(func=cmd_redeliver)
 
     kafka = sub.add_parser("kafka", help="a local single-node Kafka (KRaft) on 127.0.0.1:9092")
     kafka.add_argument("action", choices=["up", "down", "status"])

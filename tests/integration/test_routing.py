@@ -1,0 +1,169 @@
+"""Issue 4 on the real broker: API-managed subscriptions and budgets, routing to webhooks and
+PagerDuty, Slack buttons feeding back into the detector, retries, undeliverable + redeliver."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from urllib.parse import urlencode
+
+import httpx
+import orjson
+import pytest
+
+from alerts.receiver import WebhookReceiver
+from alerts.signing import generate_secret
+from alerts.slack_interactivity import sign_request
+from tests.integration.conftest import eventually
+from tests.integration.test_pipeline import BURST, T0, history, produce
+from tests.support.pagerduty_api import PagerDutyAPIServer
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "routing-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ROUTING_KEY = "R0UT1NGKEY0123456789abcdefABCDEF"
+
+
+def firing(receiver: WebhookReceiver) -> list[dict]:
+    return [r["body"]["data"] for r in receiver.received if r["body"]["type"] == "spendsentry.alert.firing"]
+
+
+async def test_subscriptions_and_budgets_survive_restart_and_route(make_worker, receiver, broker, topic_prefix):
+    team_hook = WebhookReceiver(generate_secret())
+    pagerduty = PagerDutyAPIServer()
+    await team_hook.start()
+    await pagerduty.start()
+    env = {"SPENDSENTRY_API_TOKENS": TOKEN, "SPENDSENTRY_WEBHOOK_URLS": receiver.url,
+           "SPENDSENTRY_WEBHOOK_SECRET": receiver.secret, "SPENDSENTRY_PAGERDUTY_API_URL": pagerduty.base_url}
+    try:
+        first = make_worker(**env).start()
+        await first.ready()
+        async with httpx.AsyncClient(base_url=first.url, timeout=10) as client:
+            assert (await client.post("/v1/subscriptions", json={})).status_code == 401
+            bad = await client.post("/v1/subscriptions", headers=AUTH, json={"name": "x", "destination": {"type": "fax"}})
+            assert bad.status_code == 400 and bad.json()["field"] == "destination.type"
+            sub = await client.post("/v1/subscriptions", headers=AUTH, json={
+                "name": "gpt on-call", "match": {"model": "gpt-4*"}, "alert_types": ["cost_spike"],
+                "min_severity": "warning", "min_impact_usd": 1,
+                "destination": {"type": "webhook", "url": team_hook.url, "secret": team_hook.secret}})
+            assert sub.status_code == 201, sub.text
+            assert team_hook.secret not in sub.text and "****" in sub.json()["destination"]["secret"]
+            page = await client.post("/v1/subscriptions", headers=AUTH, json={
+                "name": "pager", "match": {"model": "gpt-4o"}, "min_severity": "critical", "alert_types": ["cost_spike"],
+                "destination": {"type": "pagerduty", "routing_key": ROUTING_KEY}})
+            assert page.status_code == 201 and ROUTING_KEY not in page.text
+            budget = await client.post("/v1/budgets", headers=AUTH, json={
+                "name": "gpt-4o daily", "match": {"model": "gpt-4o"}, "period": "day", "timezone": "UTC",
+                "amount_usd": 5, "thresholds_pct": [50, 80, 100]})
+            assert budget.status_code == 201, budget.text
+            budget_id = budget.json()["id"]
+        first.kill(signal.SIGKILL)
+
+        second = make_worker(**env).start()
+        await second.ready()
+        listed = await second.get("/v1/subscriptions")
+        assert sorted(s["name"] for s in listed["subscriptions"]) == ["gpt on-call", "pager"]
+        await produce(broker, topic_prefix, history(0, 200), batch=50)
+
+        (alert,) = await eventually(lambda: firing(team_hook), message="the subscription's webhook")
+        assert alert["key"] == {"model": "gpt-4o"} and team_hook.rejected == 0
+        await eventually(lambda: firing(receiver), message="the default webhook")
+        await eventually(lambda: [e for e in pagerduty.accepted if e["event_action"] == "resolve"],
+                         message="PagerDuty trigger and resolve")
+        actions = [(e["event_action"], e["dedup_key"]) for e in pagerduty.accepted]
+        assert actions == [("trigger", alert["alert_id"]), ("resolve", alert["alert_id"])]
+
+        detail = await second.get(f"/v1/alerts/{alert['alert_id']}")
+        sinks = Counter(d["sink"].split(":")[0] for d in detail["deliveries"] if d["ok"])
+        assert sinks == {"webhook": 4, "pagerduty": 2}  # firing + resolved to two webhooks and PagerDuty
+
+        async def burned():
+            state = (await second.get(f"/v1/budgets/{budget_id}"))["state"]
+            return state and state["spent_usd"] > 5 and state
+        state = await eventually(burned, message="budget state on the API")
+        assert state["amount_usd"] == 5
+        budget_alerts = [a for a in firing(receiver) if a["type"].startswith("budget_")]
+        assert budget_alerts and all(a["key"]["budget"] == budget_id for a in budget_alerts)
+    finally:
+        await team_hook.stop()
+        await pagerduty.stop()
+
+
+async def test_slack_expected_button_resolves_and_silences_the_key(make_worker, slack_api, broker, topic_prefix):
+    signing = "slack-signing-secret"
+    worker = make_worker(SPENDSENTRY_SLACK_TOKEN=slack_api.token, SPENDSENTRY_SLACK_CHANNEL="#llm-oncall",
+                         SPENDSENTRY_SLACK_API_URL=slack_api.base_url,
+                         SPENDSENTRY_SLACK_SIGNING_SECRET=signing).start()
+    await worker.ready()
+    shifted = [e for e in history(180, 200, seed=8) if e["model"] == "gpt-4o"]
+    for e in shifted:  # a sustained 5x level: a new normal someone planned
+        e["input_tokens"] *= 5
+        e["output_tokens"] *= 5
+    calm = [e for e in history(0, 200) if not (e["model"] == "gpt-4o" and e["timestamp"] >= BURST.start)]
+    await produce(broker, topic_prefix, [e for e in calm if e["timestamp"] < T0 + 184 * 60]
+                  + [e for e in shifted if e["timestamp"] < T0 + 184 * 60])
+    posts = await eventually(lambda: slack_api.calls_to("chat.postMessage"), message="the Slack alert")
+    alert_id = next(b["elements"][0]["value"] for b in posts[0].args["blocks"] if b.get("type") == "actions")
+
+    payload = {"type": "block_actions", "user": {"id": "U1"}, "channel": {"id": "C0123"},
+               "container": {"message_ts": posts[0].response["ts"], "channel_id": "C0123"},
+               "actions": [{"action_id": "expected", "value": alert_id}]}
+    body = urlencode({"payload": orjson.dumps(payload).decode()}).encode()
+    async with httpx.AsyncClient(base_url=worker.url, timeout=10) as client:
+        forged = await client.post("/v1/slack/interactivity", content=body,
+                                   headers=sign_request("wrong-secret", body, int(time.time())))
+        assert forged.status_code == 401
+        stale = await client.post("/v1/slack/interactivity", content=body,
+                                  headers=sign_request(signing, body, int(time.time()) - 600))
+        assert stale.status_code == 401
+        ok = await client.post("/v1/slack/interactivity", content=body,
+                               headers=sign_request(signing, body, int(time.time())))
+        assert ok.status_code == 200, ok.text
+
+    async def resolved():
+        record = await worker.get(f"/v1/alerts/{alert_id}")
+        return record["alert"]["status"] == "resolved" and record
+    record = await eventually(resolved, message="the alert resolved by feedback")
+    assert record["alert"]["details"]["feedback"] == "expected"
+    assert any(c.args.get("thread_ts") for c in slack_api.calls_to("chat.postMessage"))  # thread reply
+    assert slack_api.calls_to("chat.update")
+    posted = len(slack_api.calls_to("chat.postMessage"))
+    await produce(broker, topic_prefix, [e for e in calm if e["timestamp"] >= T0 + 184 * 60]
+                  + [e for e in shifted if e["timestamp"] >= T0 + 184 * 60])
+
+    async def caught_up():
+        spend = await worker.get("/v1/spend")
+        return spend["counters"]["buckets_closed"] >= 4 * 195
+    await eventually(caught_up, message="the later traffic processed")
+    assert len(slack_api.calls_to("chat.postMessage")) == posted  # the new level no longer alerts
+
+
+async def test_webhook_outage_is_retried_then_undeliverable_and_redelivered(make_worker, receiver, broker, topic_prefix):
+    receiver.fail_next(1000, 503)
+    env = {"SPENDSENTRY_WEBHOOK_URLS": receiver.url, "SPENDSENTRY_WEBHOOK_SECRET": receiver.secret,
+           "SPENDSENTRY_DELIVERY_RETRY_SECONDS": "8"}
+    worker = make_worker(**env).start()
+    await worker.ready()
+    await produce(broker, topic_prefix, [e for e in history(0, 183) if e["timestamp"] < T0 + 182 * 60])
+
+    async def undeliverable():
+        alerts = (await worker.get("/v1/alerts"))["alerts"]
+        failed = [d for a in alerts for d in a["deliveries"] if not d["ok"]]
+        return len(failed) >= 2 and alerts  # the inline attempts, then the queued round
+    alerts = await eventually(undeliverable, timeout=90, message="failed deliveries recorded")
+    alert_id = alerts[0]["alert"]["alert_id"]
+    attempts_before = len(receiver.attempts)
+    assert attempts_before >= 5  # inline retries plus at least one scheduled round
+
+    receiver.fail_next(0)
+    from streams.config import Settings
+    from streams.redeliver import run_redeliver
+
+    settings = Settings.from_env({**worker.env})
+    outcomes = await eventually(lambda: run_redeliver(settings, alert_id), timeout=30,
+                                message="the record on the undeliverable topic")
+    assert [result.ok for _, result in outcomes] == [True]
+    (delivered,) = firing(receiver)
+    assert delivered["alert_id"] == alert_id
