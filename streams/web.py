@@ -45,13 +45,19 @@ def _resource_pages(app: faust.App, runtime: Runtime, path: str, resource: Resou
             return error(401, reason)
         return parse_body(await request.read(), settings.max_body_bytes)
 
+    async def durable(response: tuple[int, Any]) -> tuple[int, Any]:
+        """Answer a mutation only once its changelog write reached Kafka (it survives a crash)."""
+        if response[0] < 300:
+            await app.producer.flush()
+        return response
+
     class Collection(faust.web.View):
         async def get(self, request: Any) -> Any:
             return _reply(self, resource.list())
 
         async def post(self, request: Any) -> Any:
             body = await authorized_body(request)
-            return _reply(self, body if isinstance(body, tuple) else resource.create(body))
+            return _reply(self, body if isinstance(body, tuple) else await durable(resource.create(body)))
 
     class Item(faust.web.View):
         async def get(self, request: Any, record_id: str) -> Any:
@@ -59,16 +65,18 @@ def _resource_pages(app: faust.App, runtime: Runtime, path: str, resource: Resou
 
         async def put(self, request: Any, record_id: str) -> Any:
             body = await authorized_body(request)
-            return _reply(self, body if isinstance(body, tuple) else resource.replace(record_id, body, merge=False))
+            return _reply(self, body if isinstance(body, tuple)
+                          else await durable(resource.replace(record_id, body, merge=False)))
 
         async def patch(self, request: Any, record_id: str) -> Any:
             body = await authorized_body(request)
-            return _reply(self, body if isinstance(body, tuple) else resource.replace(record_id, body, merge=True))
+            return _reply(self, body if isinstance(body, tuple)
+                          else await durable(resource.replace(record_id, body, merge=True)))
 
         async def delete(self, request: Any, record_id: str) -> Any:
             if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
                 return _reply(self, error(401, reason))
-            return _reply(self, resource.delete(record_id))
+            return _reply(self, await durable(resource.delete(record_id)))
 
     app.page(path)(Collection)
     app.page(path + "/{record_id}")(Item)
