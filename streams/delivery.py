@@ -155,6 +155,8 @@ class DeliveryService:
         if self._snoozed(alert) or not self.gate.admit(dest, alert, cooldown_s=route.cooldown_s):
             return
         result = await self.send(dest, alert)
+        if result.disable and route.subscription_id:
+            self.disable(route.subscription_id, result.error or "endpoint gone")
         outcome = self.retries.on_result(alert, dest, result, subscription_id=route.subscription_id)
         if isinstance(outcome, UndeliverableRecord):
             self.undeliverable.append(outcome)
@@ -174,7 +176,17 @@ class DeliveryService:
         done, gave_up = await self.retries.run_due(self.send)
         for item, result in done:
             await self._record(Alert.from_dict(item.alert), [result])
+        for record in gave_up:
+            if record.disable and record.subscription_id:
+                self.disable(record.subscription_id, record.reason)
         self.undeliverable += gave_up
+
+    def disable(self, subscription_id: str, reason: str) -> None:
+        """A destination answered 410 Gone: its subscription is switched off (visible on the API)."""
+        stored = self.subscriptions.get(subscription_id)
+        if stored is not None and stored.get("enabled", True):
+            self.subscriptions[subscription_id] = {**stored, "enabled": False}
+            log.error("subscription %s disabled: %s", subscription_id, reason)
 
     async def _record(self, alert: Alert, results: list[DeliveryResult]) -> None:
         """Keep the alert and every delivery attempt for ``GET /v1/alerts[/{id}]``."""
