@@ -14,6 +14,8 @@ from typing import IO, Iterable
 
 import orjson
 
+from schemas.budget import Budget
+from streams.core.budgets import BudgetBook
 from streams.core.engine import Engine, EngineConfig, Pricer
 
 
@@ -60,16 +62,21 @@ class _Progress:
 
 
 def backtest(lines: Iterable[bytes], output: IO[bytes], config: EngineConfig, pricer: Pricer,
-             progress: IO[str] = sys.stderr) -> BacktestSummary:
-    """Feed every line to one engine; write alerts as JSON Lines to ``output``."""
+             progress: IO[str] = sys.stderr, budgets: Iterable[Budget] = ()) -> BacktestSummary:
+    """Feed every line to one engine (and its budgets to one budget book, as the worker's
+    budget agent does); write alerts as JSON Lines to ``output``."""
     engine = Engine(config, pricer)
+    budgets = list(budgets)
+    engine.budget_partials.set_budgets(budgets)
+    book = BudgetBook(budgets)
     summary = BacktestSummary()
     bar = _Progress(progress)
     started = time.perf_counter()
     ingest = engine.ingest
 
     def emit() -> None:
-        for alert in engine.drain_alerts():
+        partials = engine.drain_partials()
+        for alert in engine.drain_alerts() + (book.apply(partials) if partials else []):
             summary.alerts[(alert.type, alert.status)] += 1
             output.write(orjson.dumps(alert.to_dict()) + b"\n")
 

@@ -107,10 +107,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if not args.events:
         print("spendsentry backtest: give an EVENTS file or --series FILE.csv", file=sys.stderr)
         return 2
+    from streams.core.budgets import load_budgets_file
+
     settings = _settings()
+    budgets = load_budgets_file(settings.budgets_file) if settings.budgets_file else []
     with open(args.output, "wb") as output:
         summary = backtest(read_lines(args.events), output, settings.engine_config(),
-                           PriceCatalogue.load(settings.prices_file))
+                           PriceCatalogue.load(settings.prices_file), budgets=budgets)
     for line in summary.lines():
         print(line)
     print(f"alerts written to {args.output}")

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from schemas.errors import ConfigError
 from schemas.usage import DIMENSIONS
+from alerts.lifecycle import SeverityPolicy
 from streams.core.engine import EngineConfig
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -175,6 +176,8 @@ class Settings:
     retry_period_s: float = 72 * 3600.0
     group_window_s: float = 10.0
     budgets_file: Path | None = None
+    warning_usd_per_hour: float = 10.0
+    critical_usd_per_hour: float = 100.0
 
     @property
     def usage_topic(self) -> str:
@@ -205,7 +208,8 @@ class Settings:
     def engine_config(self) -> EngineConfig:
         """The engine settings: the worker and the backtest must use the very same ones."""
         return EngineConfig(bucket_seconds=self.bucket_seconds, allowed_lateness_s=self.allowed_lateness_s,
-                            group_bys=self.group_bys)
+                            group_bys=self.group_bys,
+                            severity=SeverityPolicy(self.warning_usd_per_hour, self.critical_usd_per_hour))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -250,4 +254,6 @@ class Settings:
             retry_period_s=_float(env, "SPENDSENTRY_DELIVERY_RETRY_SECONDS", cls.retry_period_s),
             group_window_s=_float(env, "SPENDSENTRY_GROUP_WINDOW_SECONDS", cls.group_window_s),
             budgets_file=Path(env["SPENDSENTRY_BUDGETS_FILE"]) if env.get("SPENDSENTRY_BUDGETS_FILE") else None,
+            warning_usd_per_hour=_float(env, "SPENDSENTRY_SEVERITY_WARNING_USD_PER_HOUR", cls.warning_usd_per_hour),
+            critical_usd_per_hour=_float(env, "SPENDSENTRY_SEVERITY_CRITICAL_USD_PER_HOUR", cls.critical_usd_per_hour),
         )

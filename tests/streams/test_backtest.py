@@ -43,3 +43,19 @@ def test_backtest_finds_the_burst_and_is_deterministic() -> None:
     assert summary.events == len(data) - 1 and summary.invalid == 1 and summary.keys == 4
     assert summary.alerts == {("cost_spike", "firing"): 1, ("cost_spike", "resolved"): 1}
     assert "events/s" in "\n".join(summary.lines())
+
+
+def test_backtest_runs_budgets_from_the_budgets_file(tmp_path) -> None:
+    """SPENDSENTRY_BUDGETS_FILE budgets burn in the backtest exactly as in the worker."""
+    from streams.core.budgets import load_budgets_file
+
+    path = tmp_path / "budgets.json"
+    path.write_bytes(orjson.dumps([{"name": "gpt-4o daily", "match": {"model": "gpt-4o"}, "period": "day",
+                                    "amount_usd": 2, "thresholds_pct": [100]}]))
+    budgets = load_budgets_file(path)
+    assert budgets[0].id == load_budgets_file(path)[0].id  # stable across loads
+    out = io.BytesIO()
+    backtest(iter(lines()), out, Settings().engine_config(), PriceCatalogue.bundled(), progress=io.StringIO(),
+             budgets=budgets)
+    kinds = {(a["type"], a["status"]) for a in map(orjson.loads, out.getvalue().splitlines())}
+    assert ("budget_threshold", "firing") in kinds and ("budget_burn", "firing") in kinds

@@ -46,3 +46,10 @@ def test_errors_name_the_setting(env: dict, message: str) -> None:
 def test_group_bys() -> None:
     assert parse_group_bys("model; team,model ;tags.tenant,model") == (
         ("model",), ("team", "model"), ("tags.tenant", "model"))
+
+
+def test_severity_thresholds_reach_the_engine() -> None:
+    config = Settings.from_env({"SPENDSENTRY_SEVERITY_WARNING_USD_PER_HOUR": "50",
+                                "SPENDSENTRY_SEVERITY_CRITICAL_USD_PER_HOUR": "500"}).engine_config()
+    assert (config.severity.warning_usd_per_hour, config.severity.critical_usd_per_hour) == (50.0, 500.0)
+    assert config.severity.severity(excess_usd=0.05, bucket_seconds=60) == "info"  # $3/h never pages
