@@ -163,11 +163,16 @@ class Runtime:
     # -- budgets ---------------------------------------------------------------------------
     def refresh_budgets(self) -> None:
         """Give engines and the budget book the current budgets (file + API) when they changed."""
+        if self.file_budgets:  # SPENDSENTRY_BUDGETS_FILE wins at start; the API shows and edits them after
+            for budget in self.file_budgets:
+                if self.budgets_store.get(budget.id) != budget.to_dict():
+                    self.budgets_store[budget.id] = budget.to_dict()
+            self.file_budgets = []
         seen = tuple(sorted(self.tables["budgets"].data.items()))
         if seen != self._budgets_seen:
             self._budgets_seen = seen
             self.budget_version += 1
-            self.budgets = self.file_budgets + [Budget.from_dict(v) for v in self.budgets_store.values()]
+            self.budgets = [Budget.from_dict(v) for v in self.budgets_store.values()]
             self.budget_book.set_budgets(self.budgets)
             self._trackers_loaded &= set(self.budget_book.trackers)
         for engine in self.engines.engines.values():
