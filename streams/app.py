@@ -163,7 +163,8 @@ class Runtime:
     # -- budgets ---------------------------------------------------------------------------
     def refresh_budgets(self) -> None:
         """Give engines and the budget book the current budgets (file + API) when they changed."""
-        if self.file_budgets:  # SPENDSENTRY_BUDGETS_FILE wins at start; the API shows and edits them after
+        if self.file_budgets and self.app.tables.recovery.completed.is_set():
+            # SPENDSENTRY_BUDGETS_FILE wins at start (after recovery); the API shows and edits them after
             for budget in self.file_budgets:
                 if self.budgets_store.get(budget.id) != budget.to_dict():
                     self.budgets_store[budget.id] = budget.to_dict()
