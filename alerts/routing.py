@@ -239,6 +239,11 @@ class Grouper:
         pending.alerts = [a for a in pending.alerts if a.alert_id != alert.alert_id] + [alert]
         return []
 
+    def is_waiting(self, dest_key: str, alert_type: str, alert_id: str) -> bool:
+        """Whether the alert sits in an open window (not sent yet)."""
+        pending = self._pending.get((dest_key, alert_type))
+        return pending is not None and any(a.alert_id == alert_id for a in pending.alerts)
+
     def next_due(self) -> float | None:
         """When the earliest open window closes (for the caller's timer), or ``None``."""
         return min((p.opened_at + self.window_s for p in self._pending.values()), default=None)

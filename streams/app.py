@@ -45,6 +45,9 @@ FEEDBACK_ACTIONS = {"ack": "ack", "acknowledge": "ack", "snooze": "snooze_1h", "
                     "expected": "expected"}
 BATCH_MAX = 10_000
 BATCH_WITHIN_S = 0.2
+#: engine state is snapshotted (and the events it counts acked) at most this often per partition:
+#: alerts still go out after every batch, but a hot key is written once per second, not per batch
+PERSIST_EVERY_S = 1.0
 
 
 class Runtime:
@@ -64,10 +67,11 @@ class Runtime:
         self.models = _bytes_table(app, "models", settings.partitions)
         self.meta = _bytes_table(app, "meta", settings.partitions)
         self.trackers = _bytes_table(app, "budget-trackers", settings.partitions)
+        self.segments = _bytes_table(app, "segments", settings.partitions)  # attribution (streams/core/attribution.py)
         # small state every worker needs (API, routing, deliveries): global, writable from anywhere
         self.tables = {name: _global_table(app, name, settings.partitions) for name in (
             "subscriptions", "budgets", "budget_state", "recent", "delivered", "routes", "sent", "pending",
-            "slack_refs", "snoozed")}
+            "slack_refs", "snoozed", "waiting")}
         self.delivery = DeliveryService(settings, self.tables, owns=self.owns_alert)
         self.budgets_store = JsonTable(self.tables["budgets"])
         self.budget_state = JsonTable(self.tables["budget_state"])
@@ -77,7 +81,8 @@ class Runtime:
         self.budgets: list[Budget] = []
         self.budget_version = 0
         self._trackers_loaded: set[str] = set()
-        self.engines = PartitionEngines(settings.engine_config(), pricer, self.windows, self.models, self.meta)
+        self.engines = PartitionEngines(settings.engine_config(), pricer, self.windows, self.models, self.meta,
+                                        segments=self.segments)
         self.deadletters = 0
         #: counters of engines whose partitions were revoked, so process totals never go down
         self.retired = Counters()
@@ -291,13 +296,43 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
 
     @app.agent(runtime.usage_topic, name="process_usage")
     async def process_usage(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+        # events are acked (their offsets become committable) only after the snapshot that counts
+        # them is written (flush_held), so a crash or rebalance replays them onto the last snapshot
+        held_stream[:] = [stream]
+        async for events in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN_S):
             by_partition: dict[int, list[Any]] = defaultdict(list)
             for event in events:
                 by_partition[event.message.partition].append(event)
             async with runtime.lock:
                 for partition, batch in by_partition.items():
-                    await _process_partition(runtime, partition, batch)
+                    await _process_partition(runtime, partition, batch, persist=False)
+                    engine = runtime.engines.engines[partition]
+                    if partition not in held or held[partition][0] is not engine:
+                        held[partition] = (engine, [])
+                    held[partition][1].extend(batch)
+                if time.monotonic() - flushed[0] >= PERSIST_EVERY_S:
+                    await flush_held()
+
+    held: dict[int, tuple[Any, list[Any]]] = {}  # partition -> (its engine, events processed, not acked)
+    held_stream: list[Any] = []
+    flushed = [time.monotonic()]
+
+    async def flush_held() -> None:
+        """Snapshot every partition with held events, then ack them (caller holds runtime.lock)."""
+        for partition, (engine, events) in held.items():
+            if runtime.engines.engines.get(partition) is engine:  # else revoked: its next owner replays them
+                await runtime.send_partials(engine.drain_partials())
+                runtime.engines.persist(partition)
+                for event in events:
+                    await held_stream[0].ack(event)
+        held.clear()
+        flushed[0] = time.monotonic()
+
+    @app.timer(interval=PERSIST_EVERY_S / 2)
+    async def flush_usage() -> None:
+        if held and time.monotonic() - flushed[0] >= PERSIST_EVERY_S:
+            async with runtime.lock:
+                await flush_held()
 
     @app.agent(runtime.alerts_topic, name="deliver_alerts")
     async def deliver_alerts(stream: faust.StreamT) -> None:
@@ -318,6 +353,8 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
 
     @app.timer(interval=1.0)
     async def retry_deliveries() -> None:
+        if app.tables.recovery.completed.is_set():
+            await runtime.delivery.flush_due()
         await runtime.delivery.retry_due()
         await runtime.send_undeliverable()
 
@@ -344,13 +381,18 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set, **_: Any) -> None:
+        async with runtime.lock:
+            await flush_held()  # Faust waits for these acks before it hands the partitions over
         runtime.drop_partitions({tp.partition for tp in revoked if tp.topic == settings.usage_topic})
 
+    from streams.gpu_agent import register_gpu
+
+    register_gpu(app, runtime)
     register_pages(app, runtime)
     return app, runtime
 
 
-async def _process_partition(runtime: Runtime, partition: int, batch: list[Any]) -> None:
+async def _process_partition(runtime: Runtime, partition: int, batch: list[Any], persist: bool = True) -> None:
     engines = runtime.engines
     engine = engines.get(partition)
     runtime.refresh_budgets()
@@ -369,5 +411,6 @@ async def _process_partition(runtime: Runtime, partition: int, batch: list[Any])
     if len(engine.unpriced_models) != unpriced_before:
         runtime.log_unpriced(partition)
     await runtime.publish(engine.drain_alerts())
-    await runtime.send_partials(engine.drain_partials())
-    engines.persist(partition)
+    if persist:  # else the agent's flush_held persists (and sends budget partials) once per PERSIST_EVERY_S
+        await runtime.send_partials(engine.drain_partials())
+        engines.persist(partition)

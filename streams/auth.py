@@ -20,5 +20,7 @@ def bearer_error(headers: Mapping[str, str], tokens: tuple[str, ...]) -> str | N
         return "missing bearer token (Authorization: Bearer <token>)"
     matched = False
     for token in tokens:
-        matched |= hmac.compare_digest(presented.encode(), token.encode())
+        # header bytes that are not UTF-8 reach us as surrogate escapes: encode both sides the same way
+        matched |= hmac.compare_digest(presented.encode("utf-8", "surrogatepass"),
+                                       token.encode("utf-8", "surrogatepass"))
     return None if matched else "invalid bearer token"

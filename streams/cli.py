@@ -35,6 +35,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings.deadletter_topic: settings.partitions,
         settings.undeliverable_topic: settings.partitions,
         settings.budget_spend_topic: settings.partitions,
+        settings.gpu_topic: settings.partitions,
     }, replication=settings.replication_factor, client_options=settings.kafka_security.client_options())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app, _ = create_app(settings, pricer)
@@ -132,6 +133,12 @@ def cmd_import_focus(args: argparse.Namespace) -> int:
     return run_import_focus(args)
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from streams.reconcile_cli import run_reconcile
+
+    return run_reconcile(args)
+
+
 def cmd_collect_gpu(args: argparse.Namespace) -> int:
     from streams.sources.commands import run_collect_gpu
 
@@ -210,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     focus.add_argument("file", help="FOCUS CSV export (Parquet needs pyarrow)")
     focus.add_argument("--stdout", action="store_true", help="print the events as JSON Lines instead of sending them")
     focus.set_defaults(func=cmd_import_focus)
+
+    reconcile = sub.add_parser("reconcile", help="real-time estimate (usage events) vs a FOCUS bill, per scope and "
+                                                 "UTC day; exit 1 on drift beyond the tolerance")
+    from streams.reconcile_cli import add_arguments as add_reconcile_arguments
+
+    add_reconcile_arguments(reconcile)
+    reconcile.set_defaults(func=cmd_reconcile)
 
     gpu = sub.add_parser("collect-gpu", help="GPU usage from NVML or a dcgm-exporter, to <prefix>.gpu")
     gpu.add_argument("--dcgm-url", default=None, help="scrape this dcgm-exporter /metrics URL instead of local NVML")

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from schemas.errors import ConfigError
 from schemas.usage import DIMENSIONS
 from alerts.lifecycle import SeverityPolicy
+from streams.core.attribution import AttributionConfig, TagPolicy
 from streams.core.engine import EngineConfig
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -47,6 +48,20 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
 
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def _delays(env: Mapping[str, str], name: str) -> tuple[float, ...]:
+    """Comma-separated seconds, each >= 0 and finite (e.g. ``5,300,1800``)."""
+    out = []
+    for item in _list(env, name):
+        try:
+            value = float(item)
+        except ValueError:
+            raise ConfigError(f"{name}={env[name]!r}: {item!r} is not a number of seconds") from None
+        if not 0 <= value < float("inf"):
+            raise ConfigError(f"{name}={env[name]!r}: delays must be finite seconds >= 0")
+        out.append(value)
+    return tuple(out)
 
 
 def parse_group_bys(text: str) -> tuple[tuple[str, ...], ...]:
@@ -174,10 +189,28 @@ class Settings:
     webhook_allowlist: tuple[str, ...] = ()
     webhook_timeout_s: float = 10.0
     retry_period_s: float = 72 * 3600.0
+    #: delays (s) before each long-period delivery retry round; empty: the Standard Webhooks schedule
+    retry_delays: tuple[float, ...] = ()
     group_window_s: float = 10.0
     budgets_file: Path | None = None
+    #: attribution (streams/core/attribution.py): tag policy, segment horizon, allocation rules
+    required_tags: tuple[str, ...] = ()
+    untagged_max_share: float = 0.1
+    untagged_window_s: float = 3600.0
+    untagged_min_usd: float = 1.0
+    segment_horizon_s: float = 86_400.0
+    max_segments: int = 1000
+    allocation_file: Path | None = None
+    #: GPU usage (streams/gpu_agent.py): idle-waste detector and purchase-option prices
+    gpu_idle_threshold: float = 0.05
+    gpu_idle_minutes: float = 30.0
+    gpu_prices_file: Path | None = None
     warning_usd_per_hour: float = 10.0
     critical_usd_per_hour: float = 100.0
+
+    @property
+    def gpu_topic(self) -> str:
+        return f"{self.topic_prefix}.gpu"
 
     @property
     def usage_topic(self) -> str:
@@ -207,8 +240,11 @@ class Settings:
 
     def engine_config(self) -> EngineConfig:
         """The engine settings: the worker and the backtest must use the very same ones."""
+        attribution = AttributionConfig(
+            policy=TagPolicy(self.required_tags, self.untagged_max_share, self.untagged_window_s, self.untagged_min_usd),
+            alert_key=self.group_bys[0], horizon_s=self.segment_horizon_s, max_segments=self.max_segments)
         return EngineConfig(bucket_seconds=self.bucket_seconds, allowed_lateness_s=self.allowed_lateness_s,
-                            group_bys=self.group_bys,
+                            group_bys=self.group_bys, attribution=attribution,
                             severity=SeverityPolicy(self.warning_usd_per_hour, self.critical_usd_per_hour))
 
     @classmethod
@@ -252,8 +288,38 @@ class Settings:
             webhook_allowlist=_list(env, "SPENDSENTRY_WEBHOOK_ALLOWLIST"),
             webhook_timeout_s=_float(env, "SPENDSENTRY_WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_s, minimum=0.1),
             retry_period_s=_float(env, "SPENDSENTRY_DELIVERY_RETRY_SECONDS", cls.retry_period_s),
+            retry_delays=_delays(env, "SPENDSENTRY_DELIVERY_RETRY_SCHEDULE"),
             group_window_s=_float(env, "SPENDSENTRY_GROUP_WINDOW_SECONDS", cls.group_window_s),
             budgets_file=Path(env["SPENDSENTRY_BUDGETS_FILE"]) if env.get("SPENDSENTRY_BUDGETS_FILE") else None,
+            **_attribution_env(env),
             warning_usd_per_hour=_float(env, "SPENDSENTRY_SEVERITY_WARNING_USD_PER_HOUR", cls.warning_usd_per_hour),
             critical_usd_per_hour=_float(env, "SPENDSENTRY_SEVERITY_CRITICAL_USD_PER_HOUR", cls.critical_usd_per_hour),
         )
+
+
+def _attribution_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """The tag policy, segment, allocation and GPU settings (README: Attribution, GPU)."""
+    required = _list(env, "SPENDSENTRY_REQUIRED_TAGS")
+    for dim in required:
+        if dim not in DIMENSIONS and not (dim.startswith("tags.") and len(dim) > 5):
+            raise ConfigError(f"SPENDSENTRY_REQUIRED_TAGS: unknown dimension {dim!r} (use {', '.join(DIMENSIONS)} or tags.<name>)")
+    share = _float(env, "SPENDSENTRY_UNTAGGED_MAX_SHARE", Settings.untagged_max_share)
+    if share > 1.0:
+        raise ConfigError(f"SPENDSENTRY_UNTAGGED_MAX_SHARE={share}: must be a share between 0 and 1")
+    threshold = _float(env, "SPENDSENTRY_GPU_IDLE_THRESHOLD", Settings.gpu_idle_threshold)
+    if threshold > 1.0:
+        raise ConfigError(f"SPENDSENTRY_GPU_IDLE_THRESHOLD={threshold}: must be a utilization between 0 and 1")
+    allocation = env.get("SPENDSENTRY_ALLOCATION_FILE")
+    gpu_prices = env.get("SPENDSENTRY_GPU_PRICES_FILE")
+    return {
+        "required_tags": required,
+        "untagged_max_share": share,
+        "untagged_window_s": _float(env, "SPENDSENTRY_UNTAGGED_WINDOW_SECONDS", Settings.untagged_window_s, minimum=60.0),
+        "untagged_min_usd": _float(env, "SPENDSENTRY_UNTAGGED_MIN_USD", Settings.untagged_min_usd),
+        "segment_horizon_s": _float(env, "SPENDSENTRY_SEGMENT_HORIZON_SECONDS", Settings.segment_horizon_s, minimum=3600.0),
+        "max_segments": _int(env, "SPENDSENTRY_MAX_SEGMENTS", Settings.max_segments, minimum=10),
+        "allocation_file": Path(allocation) if allocation else None,
+        "gpu_idle_threshold": threshold,
+        "gpu_idle_minutes": _float(env, "SPENDSENTRY_GPU_IDLE_MINUTES", Settings.gpu_idle_minutes, minimum=0.0),
+        "gpu_prices_file": Path(gpu_prices) if gpu_prices else None,
+    }

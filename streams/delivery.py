@@ -60,17 +60,17 @@ class JsonTable(MutableMapping[str, Any]):
         return len(self.table)
 
 
-class OwnedPending(JsonTable):
-    """Pending retries, restricted to those of alerts whose partition this worker owns."""
+class Owned(JsonTable):
+    """Entries of alerts whose partition this worker owns (``id_of`` finds the alert id in a key)."""
 
-    def __init__(self, table: Any, owns: Callable[[str], bool]) -> None:
+    def __init__(self, table: Any, owns: Callable[[str], bool], id_of: Callable[[str], str]) -> None:
         super().__init__(table)
         self.owns = owns
+        self.id_of = id_of
 
     def __iter__(self) -> Iterator[str]:
         for key in super().__iter__():
-            alert_id = key.split("|")[-2]
-            if self.owns(alert_id):
+            if self.owns(self.id_of(key)):
                 yield key
 
 
@@ -105,10 +105,17 @@ class DeliveryService:
                                    slack_refs=JsonTable(tables["slack_refs"]), pagerduty_url=settings.pagerduty_api_url,
                                    webhook_client=self.http)
         self.router = Router(self._subscriptions(), default_destinations(settings), routes=JsonTable(tables["routes"]))
-        self.grouper = Grouper(window_s=settings.group_window_s)
+        self.grouper = Grouper(window_s=settings.group_window_s, clock=clock)
+        #: firing alerts held in a grouping window, so a crash before the window closes loses none
+        self.waiting = Owned(tables["waiting"], owns, id_of=lambda key: key.rsplit("|", 1)[-1])
+        self._routes: dict[str, Route] = {}
+        self._restored = False
         self.gate = NotificationGate(sent=JsonTable(tables["sent"]), clock=clock)
-        self.retries = RetryQueue(RetrySchedule(period_s=settings.retry_period_s),
-                                  pending=OwnedPending(tables["pending"], owns), clock=clock)
+        schedule = RetrySchedule(settings.retry_delays, period_s=settings.retry_period_s) if settings.retry_delays \
+            else RetrySchedule(period_s=settings.retry_period_s)
+        self.retries = RetryQueue(schedule,
+                                  pending=Owned(tables["pending"], owns, id_of=lambda key: key.split("|")[-2]),
+                                  clock=clock)
         self.log_sink = LogSink()
         self.undeliverable: list[UndeliverableRecord] = []
         #: metrics by sink kind (webhook/slack/pagerduty/log: destinations may hold secrets in URLs)
@@ -123,10 +130,10 @@ class DeliveryService:
         self.router.update(self._subscriptions())
 
     async def handle(self, alerts: list[Alert]) -> None:
-        """Route, group and deliver one batch of alerts; the batch's groups are flushed at its end."""
+        """Route one batch of alerts: what can go out goes out; firing alerts wait in their
+        destination's grouping window (kept in a table) until :meth:`flush_due`."""
         self.reload()
-        out: list[tuple[Route, Alert]] = []
-        routes_by_dest: dict[str, Route] = {}
+        self._restore_waiting()
         for alert in alerts:
             slot = f"{alert.alert_id}:{alert.status}:{alert.severity}"
             if slot in self.delivered:
@@ -135,16 +142,47 @@ class DeliveryService:
             routes = self.router.route(alert)
             if not routes:
                 await self._record(alert, [await self.log_sink.send(alert)])
-                self.delivered[slot] = True
-                continue
             for route in routes:
-                routes_by_dest[route.destination.key] = route
-                out += [(route, grouped) for _, grouped in self.grouper.add(route.destination, alert)]
+                await self._group(route, alert)
             self.delivered[slot] = True
-        for dest, grouped in self.grouper.flush(force=True):
-            out.append((routes_by_dest[dest.key], grouped))
-        for route, alert in out:
-            await self._send(route, alert)
+        await self.flush_due()
+
+    async def _group(self, route: Route, alert: Alert, at: float | None = None) -> None:
+        dest = route.destination
+        self._routes[dest.key] = route
+        outs = self.grouper.add(dest, alert, now=at)
+        waiting_key = f"{dest.key}|{alert.alert_id}"
+        if self.grouper.is_waiting(dest.key, alert.type, alert.alert_id):
+            if at is None:
+                self.waiting[waiting_key] = {"route": {"destination": dest.to_dict(masked=False),
+                                                       "subscription_id": route.subscription_id,
+                                                       "cooldown_s": route.cooldown_s},
+                                             "alert": alert.to_dict(), "at": self.clock()}
+        else:
+            self.waiting.pop(waiting_key, None)
+        for _, out in outs:
+            await self._send(route, out)
+
+    async def flush_due(self) -> None:
+        """Send what the grouping windows that closed hold (one grouped message or single alerts)."""
+        for dest, alert in self.grouper.flush(self.clock()):
+            await self._send(self._routes.get(dest.key) or Route(dest), alert)
+            members = [m["alert_id"] for m in alert.details["members"]] if alert.details.get("grouped") \
+                else [alert.alert_id]
+            for member in members:
+                self.waiting.pop(f"{dest.key}|{member}", None)
+
+    def _restore_waiting(self) -> None:
+        """After a restart, put the alerts that were waiting in a grouping window back into it."""
+        if self._restored:
+            return
+        self._restored = True
+        for record in list(self.waiting.values()):
+            r = record["route"]
+            dest = Destination.from_dict(r["destination"])
+            route = Route(dest, r.get("subscription_id"), float(r.get("cooldown_s", 0.0)))
+            self._routes[dest.key] = route
+            self.grouper.add(dest, Alert.from_dict(record["alert"]), now=float(record["at"]))
 
     def _snoozed(self, alert: Alert) -> bool:
         until = self.snoozed.get(alert.alert_id)

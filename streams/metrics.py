@@ -111,4 +111,9 @@ def render(runtime: Runtime) -> str:
     spend = [(state.name, state.total_cost) for engine in runtime.engines.engines.values() for state in engine.keys.values()]
     out.family("spendsentry_spend_usd_total", "counter",
                f"Spend in USD per key (top {SPEND_TOP_N} keys by spend, the rest as key=other).", top_spend(spend))
+    from streams.attribution_api import untagged_shares
+
+    out.family("spendsentry_untagged_spend_share", "gauge",
+               "Share of spend missing a SPENDSENTRY_REQUIRED_TAGS dimension over the policy window, per key (top 50).",
+               untagged_shares(runtime))
     return out.text()

@@ -78,7 +78,17 @@ OPENAPI: dict[str, Any] = {
             },
         }},
         "/v1/spend": {"get": {
-            "summary": "Current cost windows per key, counters and unpriced models on this worker.",
+            "summary": "Current cost windows per key, counters and unpriced models on this worker; with group_by "
+                       "and/or window: spend segmented by attribution dimensions (after allocation rules), "
+                       "with unit costs and the untagged share.",
+            "parameters": [
+                {"name": "group_by", "in": "query", "schema": {"type": "string", "example": "team,pipeline_stage"},
+                 "description": "Comma-separated attribution dimensions (provider, model, operation, service, team, "
+                                "environment, pipeline_stage, experiment, required tags.<name>)."},
+                {"name": "window", "in": "query", "schema": {"type": "string", "pattern": "^[1-9][0-9]*[smhd]$",
+                                                             "default": "1h"},
+                 "description": "How far back from the newest event time: 5m, 1h, 24h (at most the 24 h horizon)."},
+            ],
             "responses": {"200": _json({"type": "object", "properties": {
                 "bucket_seconds": {"type": "number"},
                 "keys": {"type": "array", "items": {"type": "object", "properties": {
@@ -87,9 +97,10 @@ OPENAPI: dict[str, Any] = {
                     "open_buckets": {"type": "array"}, "last_closed": {"type": ["object", "null"]},
                     "incident": {"type": ["string", "null"]},
                 }}},
-                "counters": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "counters": {"type": "object", "additionalProperties": {"type": "number"}},  # detector_seconds
                 "unpriced_models": {"type": "object", "additionalProperties": {"type": "integer"}},
-            }}, "Spend windows.")},
+            }}, "Spend windows (or, with group_by/window, segmented spend)."),
+                "400": _json(_ERROR, "Bad group_by or window (the error names the parameter and the rule).")},
         }},
         "/v1/events": {"post": {
             "summary": "Ingest usage events: one JSON object, a JSON array, or NDJSON.",
@@ -106,6 +117,16 @@ OPENAPI: dict[str, Any] = {
                 "401": _json(_ERROR, "Missing or invalid bearer token."),
                 "413": _json(_ERROR, "Body over SPENDSENTRY_MAX_BODY_BYTES."),
             },
+        }},
+        "/v1/gpu": {"get": {
+            "summary": "GPU spend per cluster/team/gpu model/service/model over a window (fractional GPUs by "
+                       "fraction), cost per GPU-hour and per used GPU-hour, firing idle-GPU alerts, and the "
+                       "purchase-option comparison (on-demand, reserved, spot, mix) per fleet over 7 days.",
+            "parameters": [{"name": "window", "in": "query", "schema": {"type": "string", "default": "24h"}}],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "keys": {"type": "array"}, "idle": {"type": "array", "items": _ALERT},
+                "purchase_options": {"type": "array"}, "events": {"type": "integer"}, "invalid": {"type": "integer"},
+            }}, "GPU usage."), "400": _json(_ERROR, "Bad query parameter.")},
         }},
         "/metrics": {"get": {
             "summary": "Prometheus metrics (text exposition format 0.0.4).",

@@ -9,6 +9,7 @@ restart, messages at or below it are skipped, so replayed messages are never cou
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from typing import Any
 
@@ -26,8 +27,12 @@ def persist(table: Any, partition: int, key: bytes, value: bytes) -> None:
 
 
 class PartitionEngines:
-    def __init__(self, config: EngineConfig, pricer: Pricer, windows: Any, models: Any, meta: Any) -> None:
+    def __init__(self, config: EngineConfig, pricer: Pricer, windows: Any, models: Any, meta: Any,
+                 segments: Any = None) -> None:
         self.config = config
+        #: attribution segments (one blob per bucket, in a ring of slots so no key is ever deleted)
+        #: and the partition's attribution/bill state; see streams/core/attribution.py
+        self.segments = segments
         self.pricer = pricer
         self.windows = windows
         self.models = models
@@ -53,6 +58,7 @@ class PartitionEngines:
             values = orjson.loads(meta)
             offset = values["offset"]
             engine.restore(values["engine"], windows, models)
+            self._restore_extra(partition, engine)
         self.offsets[partition] = offset
         self.last_input[partition] = time.monotonic()
         if meta:
@@ -68,8 +74,43 @@ class PartitionEngines:
             persist(self.windows, partition, (prefix + name).encode(), blob)
         for name, blob in models:
             persist(self.models, partition, (prefix + name).encode(), blob)
+        self._persist_extra(partition, engine)
         meta = orjson.dumps({"offset": self.offsets[partition], "engine": engine.meta()})
         persist(self.meta, partition, str(partition).encode(), meta)
+
+    def _slot(self, start: float) -> int:
+        size = self.config.bucket_seconds
+        attribution = self.config.attribution
+        slots = int(attribution.horizon_s // size) + 120 if attribution is not None else 1
+        return int(start // size) % slots
+
+    def _persist_extra(self, partition: int, engine: Engine) -> None:
+        if self.segments is None:
+            return
+        if engine.segments is not None:
+            for start, rows in engine.segments.drain_dirty():
+                if rows is not None:  # pruned buckets: the slot is overwritten later, restore skips old ones
+                    persist(self.segments, partition, f"{partition}|seg|{self._slot(start)}".encode(),
+                            pickle.dumps((start, rows), protocol=5))
+        bills_dirty = engine.bills is not None and engine.bills.dirty
+        if bills_dirty or (engine.segments is not None and engine.segments.state_dirty):
+            if engine.bills is not None:
+                engine.bills.dirty = False
+            state = {"segments": engine.segments.state() if engine.segments is not None else None,
+                     "bills": engine.bills}
+            persist(self.segments, partition, f"{partition}|state".encode(), pickle.dumps(state, protocol=5))
+
+    def _restore_extra(self, partition: int, engine: Engine) -> None:
+        if self.segments is None:
+            return
+        blob = self.segments.data.get(f"{partition}|state".encode())
+        state = pickle.loads(blob) if blob else {}
+        if state.get("bills") is not None:
+            engine.bills = state["bills"]
+        if engine.segments is not None:
+            prefix = f"{partition}|seg|".encode()
+            buckets = [pickle.loads(v) for k, v in self.segments.data.items() if k.startswith(prefix)]
+            engine.segments.restore(state.get("segments"), buckets)
 
     def drop(self, partitions: set[int]) -> None:
         """Forget engines of revoked partitions; they reload from the tables if they come back."""

@@ -10,6 +10,7 @@ import faust
 from alerts.slack_interactivity import InteractionError, SlackSignatureError, parse_action, verify_request
 from schemas.budget import Budget, validate_budget
 from schemas.subscription import Subscription, validate_subscription
+from streams.attribution_api import spend_segments, wants_segments
 from streams.auth import bearer_error
 from streams.resources import Resource, error, parse_body
 from streams.ingest import parse_events
@@ -146,6 +147,9 @@ def register_pages(app: faust.App, runtime: Runtime) -> None:
 
     @app.page("/v1/spend")
     async def spend(view: faust.web.View, request: Any) -> Any:
+        if wants_segments(request.query):  # ?group_by=team,pipeline_stage&window=1h
+            status, body = spend_segments(runtime, request.query)
+            return view.json(body, status=status)
         keys: list[dict[str, Any]] = []
         totals: dict[str, Any] = asdict(runtime.counters())
         unpriced: dict[str, int] = {}
@@ -160,6 +164,8 @@ def register_pages(app: faust.App, runtime: Runtime) -> None:
             "keys": keys,
             "counters": totals,
             "unpriced_models": unpriced,
+            # imported bills (FOCUS) judged at their own grain, per service and account
+            "billing": [row for e in runtime.engines.engines.values() if e.bills for row in e.bills.view()],
         })
 
     @app.page("/v1/events")

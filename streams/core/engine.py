@@ -34,6 +34,8 @@ from schemas.errors import DecodeError, SchemaError, ValidationError
 from schemas.usage import UsageEvent, validate_usage
 from streams.core.buckets import Bucket, KeyState
 from streams.core.budgets import BudgetPartials, Partial
+from streams.core.attribution import AttributionConfig, SegmentStore
+from detectors.bill_grain import BILL_TAG, BillGrainDetector
 
 ALERT_TYPE = "cost_spike"
 #: field that marks a control message (feedback) on the usage topic
@@ -63,6 +65,8 @@ class EngineConfig:
     fast_min_elapsed_s: float = 5.0
     fast_warmup: int = 30
     detector_factory: Callable[[], Detector] = SeasonalSpendDetector
+    #: per-bucket attribution segments and the tag policy (streams/core/attribution.py); None = off
+    attribution: AttributionConfig | None = None
 
 
 @dataclass(slots=True)
@@ -134,6 +138,9 @@ class Engine:
         self._family_keys = [(i, dims, _key_getter(dims)) for i, dims in enumerate(self._families)]
         self.budget_partials = BudgetPartials()
         self._partials: list[Partial] = []
+        self.segments = SegmentStore(config.attribution, config.bucket_seconds) if config.attribution else None
+        #: imported bill rows (FOCUS), judged at their own grain; made on the first one
+        self.bills: BillGrainDetector | None = None
 
     # -- input -------------------------------------------------------------------------
     def ingest(self, raw: bytes) -> list[DeadLetter]:
@@ -167,6 +174,8 @@ class Engine:
 
     def add(self, event: UsageEvent) -> None:
         """Add one validated event; closes buckets the event's time carries the watermark past."""
+        if event.tags and BILL_TAG in event.tags:
+            return self._add_bill(event)
         size = self._size
         ts = event.timestamp
         start = ts - ts % size
@@ -214,6 +223,8 @@ class Engine:
                 self._fast_check(state, bucket, ts)
         if self.budget_partials.budgets:
             self.budget_partials.add(event, cost)
+        if self.segments is not None:
+            self.segments.add(event, cost, start)
         counters = self.counters
         counters.events += 1
         if late:
@@ -225,6 +236,23 @@ class Engine:
             self.max_ts = ts
             if ts - self.config.allowed_lateness_s - size >= self.closed_until:
                 self._close_until(ts - self.config.allowed_lateness_s)
+
+    def _add_bill(self, event: UsageEvent) -> None:
+        """An imported bill row (FOCUS): judged per service/account at the bill's grain, not per minute."""
+        if self.bills is None:
+            self.bills = BillGrainDetector()
+        duplicates = self.bills.duplicates
+        self.bills.add(event, event.cost_usd or 0.0)
+        if self.bills.duplicates != duplicates:
+            self.counters.duplicates += 1
+            return
+        self.counters.events += 1
+        self._extend_alerts(self.bills.drain_alerts())
+
+    def _extend_alerts(self, alerts: list[Alert]) -> None:
+        if alerts:
+            self.counters.alerts += len(alerts)
+            self._alerts += alerts
 
     def control(self, data: dict[str, Any], raw: bytes) -> list[DeadLetter]:
         """A control message travelling with the usage stream (so it is ordered with the key's
@@ -284,6 +312,9 @@ class Engine:
             for state in sorted(self._open_index.pop(start), key=_by_name):
                 self._close(state, state.open.pop(start))
         self.closed_until = limit
+        if self.segments is not None:
+            self.segments.close(limit)
+            self._extend_alerts(self.segments.drain_alerts())
         if self.budget_partials.sums:
             self._partials += self.budget_partials.close(limit)
 

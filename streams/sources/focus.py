@@ -43,11 +43,14 @@ def read_focus_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     with handle:
         reader = csv.DictReader(handle)
-        if not reader.fieldnames or "EffectiveCost" not in reader.fieldnames:
-            raise ConfigError(f"{path}: not a FOCUS export (no EffectiveCost column; header: "
-                              f"{', '.join((reader.fieldnames or [])[:8])})")
-        for number, row in enumerate(reader, 2):
-            yield number, row
+        try:
+            if not reader.fieldnames or "EffectiveCost" not in reader.fieldnames:
+                raise ConfigError(f"{path}: not a FOCUS export (no EffectiveCost column; header: "
+                                  f"{', '.join((reader.fieldnames or [])[:8])})")
+            for number, row in enumerate(reader, 2):
+                yield number, row
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ConfigError(f"{path}: cannot read as a UTF-8 CSV (line {reader.line_num}): {exc}") from None
 
 
 @dataclass(slots=True)

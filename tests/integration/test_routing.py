@@ -84,8 +84,9 @@ async def test_subscriptions_and_budgets_survive_restart_and_route(make_worker, 
             return state and state["spent_usd"] > 5 and state
         state = await eventually(burned, message="budget state on the API")
         assert state["amount_usd"] == 5
-        budget_alerts = [a for a in firing(receiver) if a["type"].startswith("budget_")]
-        assert budget_alerts and all(a["key"]["budget"] == budget_id for a in budget_alerts)
+        budget_alerts = await eventually(lambda: [a for a in firing(receiver) if a["type"].startswith("budget_")],
+                                         message="the budget alerts (after their grouping window)")
+        assert all(a["key"]["budget"] == budget_id for a in budget_alerts)
     finally:
         await team_hook.stop()
         await pagerduty.stop()
@@ -94,16 +95,17 @@ async def test_subscriptions_and_budgets_survive_restart_and_route(make_worker, 
 async def test_slack_expected_button_resolves_and_silences_the_key(make_worker, slack_api, broker, topic_prefix):
     signing = "slack-signing-secret"
     worker = make_worker(SPENDSENTRY_SLACK_TOKEN=slack_api.token, SPENDSENTRY_SLACK_CHANNEL="#llm-oncall",
-                         SPENDSENTRY_SLACK_API_URL=slack_api.base_url,
-                         SPENDSENTRY_SLACK_SIGNING_SECRET=signing).start()
+                         SPENDSENTRY_SLACK_API_URL=slack_api.base_url, SPENDSENTRY_SLACK_SIGNING_SECRET=signing,
+                         SPENDSENTRY_IDLE_CLOSE_SECONDS="600").start()  # event time moves only with the data
     await worker.ready()
-    shifted = [e for e in history(180, 200, seed=8) if e["model"] == "gpt-4o"]
-    for e in shifted:  # a sustained 5x level: a new normal someone planned
-        e["input_tokens"] *= 5
-        e["output_tokens"] *= 5
-    calm = [e for e in history(0, 200) if not (e["model"] == "gpt-4o" and e["timestamp"] >= BURST.start)]
-    await produce(broker, topic_prefix, [e for e in calm if e["timestamp"] < T0 + 184 * 60]
-                  + [e for e in shifted if e["timestamp"] < T0 + 184 * 60])
+    from streams.traffic import Burst, TrafficGenerator
+    from tests.integration.test_pipeline import MODELS
+
+    # from minute 180, gpt-4o runs at a sustained 5x level: a new normal someone planned
+    new_normal = Burst("gpt-4o", T0 + 180 * 60, T0 + 200 * 60, 5.0)
+    events = list(TrafficGenerator(MODELS, seed=8, id_prefix="x").events(T0, T0 + 200 * 60, (new_normal,)))
+    cut = T0 + 184 * 60
+    await produce(broker, topic_prefix, [e for e in events if e["timestamp"] < cut])
     posts = await eventually(lambda: slack_api.calls_to("chat.postMessage"), message="the Slack alert")
     alert_id = next(b["elements"][0]["value"] for b in posts[0].args["blocks"] if b.get("type") == "actions")
 
@@ -130,8 +132,7 @@ async def test_slack_expected_button_resolves_and_silences_the_key(make_worker, 
     assert any(c.args.get("thread_ts") for c in slack_api.calls_to("chat.postMessage"))  # thread reply
     assert slack_api.calls_to("chat.update")
     posted = len(slack_api.calls_to("chat.postMessage"))
-    await produce(broker, topic_prefix, [e for e in calm if e["timestamp"] >= T0 + 184 * 60]
-                  + [e for e in shifted if e["timestamp"] >= T0 + 184 * 60])
+    await produce(broker, topic_prefix, [e for e in events if e["timestamp"] >= cut])
 
     async def caught_up():
         spend = await worker.get("/v1/spend")
@@ -167,3 +168,22 @@ async def test_webhook_outage_is_retried_then_undeliverable_and_redelivered(make
     assert [result.ok for _, result in outcomes] == [True]
     (delivered,) = firing(receiver)
     assert delivered["alert_id"] == alert_id
+
+
+async def test_many_keys_firing_together_reach_a_destination_as_one_message(make_worker, receiver, broker,
+                                                                              topic_prefix):
+    """Every model bursting in the same minute: the webhook gets one grouped alert, not four."""
+    from streams.traffic import Burst, TrafficGenerator
+    from tests.integration.test_pipeline import MODELS
+
+    bursts = tuple(Burst(m.model, BURST.start, T0 + 190 * 60, 10.0) for m in MODELS)
+    events = list(TrafficGenerator(MODELS, seed=5, id_prefix="g").events(T0, T0 + 190 * 60, bursts))
+    worker = make_worker(SPENDSENTRY_WEBHOOK_URLS=receiver.url, SPENDSENTRY_WEBHOOK_SECRET=receiver.secret).start()
+    await worker.ready()
+    await produce(broker, topic_prefix, events, batch=50)
+    (grouped,) = await eventually(lambda: firing(receiver), message="the grouped webhook")
+    assert grouped["details"]["grouped"] is True and grouped["details"]["count"] >= 3
+    assert grouped["alert_id"].startswith("ag_") and grouped["key"] == {}
+    assert {m["key"]["model"] for m in grouped["details"]["members"]} <= {m.model for m in MODELS}
+    await worker.get("/healthz")
+    assert len(firing(receiver)) == 1

@@ -19,10 +19,14 @@ class FakeTable(dict):
         return iter(list(super().keys()))
 
 
-def service(**settings: object) -> DeliveryService:
-    names = ("subscriptions", "recent", "delivered", "routes", "sent", "pending", "slack_refs", "snoozed")
+NAMES = ("subscriptions", "recent", "delivered", "routes", "sent", "pending", "slack_refs", "snoozed", "waiting")
+
+
+def service(tables: dict | None = None, clock=None, **settings: object) -> DeliveryService:
+    settings.setdefault("group_window_s", 0.0)
     return DeliveryService(Settings(webhook_allowlist=("127.0.0.0/8",), **settings),  # type: ignore[arg-type]
-                           {name: FakeTable() for name in names}, owns=lambda alert_id: True)
+                           tables if tables is not None else {name: FakeTable() for name in NAMES},
+                           owns=lambda alert_id: True, **({"clock": clock} if clock else {}))
 
 
 async def test_no_destination_goes_to_the_log_and_the_api() -> None:
@@ -58,4 +62,29 @@ async def test_410_disables_the_subscription() -> None:
     assert svc.subscriptions[sub.id]["enabled"] is False
     assert len(receiver.attempts) == 1  # 410 is not retried
     await svc.aclose()
+    await receiver.stop()
+
+
+async def test_alerts_firing_together_are_grouped_and_survive_a_restart_in_the_window() -> None:
+    """Three keys in one window: one grouped message, even when the worker restarts mid-window."""
+    receiver = WebhookReceiver(generate_secret())
+    url = await receiver.start()
+    now = [1000.0]
+    tables = {name: FakeTable() for name in NAMES}
+    first = service(tables, clock=lambda: now[0], group_window_s=10.0, webhook_urls=(url,),
+                    webhook_secret=receiver.secret)
+    alerts = [make_alert(key={"model": m, "service": "bot"}) for m in ("gpt-4o", "gpt-4o-mini", "o3")]
+    await first.handle(alerts[:2])
+    assert receiver.attempts == [] and len(tables["waiting"]) == 2
+    await first.aclose()
+    second = service(tables, clock=lambda: now[0], group_window_s=10.0, webhook_urls=(url,),
+                     webhook_secret=receiver.secret)  # a restarted worker, same tables
+    await second.handle(alerts[2:])
+    now[0] += 11
+    await second.flush_due()
+    (delivery,) = receiver.received
+    data = delivery["body"]["data"]
+    assert data["details"]["grouped"] and data["details"]["count"] == 3 and data["key"] == {"service": "bot"}
+    assert len(tables["waiting"]) == 0
+    await second.aclose()
     await receiver.stop()
