@@ -47,6 +47,8 @@ class ValidationError(SchemaError):
 
     def as_dict(self) -> dict[str, Any]:
         value = self.value if isinstance(self.value, (str, int, float, bool, type(None))) else repr(self.value)
+        if isinstance(value, int) and not -(2**63) <= value < 2**64:  # JSON encoders refuse wider integers
+            value = str(value)
         if isinstance(value, str) and len(value) > 200:
             value = value[:200]
         return {"field": self.field, "value": value, "rule": self.rule}

@@ -69,6 +69,8 @@ def _short(value: str) -> str:
 
 def focus_row_to_event(row: Mapping[str, Any]) -> dict[str, Any]:
     """The canonical cost event of one FOCUS row (validated); see the module docstring."""
+    if None in row:  # csv.DictReader puts the cells beyond the header under the key None
+        raise ValidationError("row", row[None], "has more cells than the header")
     raw_cost = _cell(row, "EffectiveCost")
     if raw_cost is None:
         raise ValidationError("EffectiveCost", None, "is required")
@@ -97,7 +99,7 @@ def focus_row_to_event(row: Mapping[str, Any]) -> dict[str, Any]:
     if raw_tags is not None:
         try:
             parsed = json.loads(raw_tags)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise ValidationError("Tags", raw_tags, "must be a JSON object") from None
         if not isinstance(parsed, dict):
             raise ValidationError("Tags", raw_tags, "must be a JSON object")

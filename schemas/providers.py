@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable
 
@@ -75,7 +76,11 @@ _TIER_ALIASES = {
 
 def event_id_for(data: Any) -> str:
     """A deterministic id for a payload that carries none: the same payload gets the same id."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    try:
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    except (RecursionError, ValueError, TypeError):  # nested too deeply, or keys that cannot be sorted
+        raise ValidationError("event_id", None, "is required: the payload is too deeply nested (or has mixed-type "
+                              "keys) to derive one from it") from None
     return "ev_" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -85,11 +90,20 @@ def _obj(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValidationError(where, type(value).__name__, "must be a JSON array")
+    return value
+
+
 def _tokens(usage: dict[str, Any], name: str, where: str) -> int:
     value = usage.get(name)
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            (isinstance(value, float) and not math.isfinite(value)) or value < 0 or value != int(value):
         raise ValidationError(f"{where}.{name}", value, "must be a non-negative integer token count")
     return int(value)
 
@@ -240,7 +254,7 @@ def _bedrock(data: Any) -> list[dict[str, Any]]:
     event_id = None
     if isinstance(meta, dict):
         event_id = meta.get("RequestId")
-        date = (meta.get("HTTPHeaders") or {}).get("date")
+        date = _obj(meta.get("HTTPHeaders") or {}, "ResponseMetadata.HTTPHeaders").get("date")
         if isinstance(date, str):
             try:
                 timestamp = parsedate_to_datetime(date).timestamp()
@@ -274,9 +288,10 @@ def _litellm(data: Any) -> list[dict[str, Any]]:
         if isinstance(cdet, dict):
             out["reasoning_tokens"] = _tokens(cdet, "reasoning_tokens",
                                               "metadata.usage_object.completion_tokens_details")
-        if out["cached_input_tokens"] + out["cache_creation_input_tokens"] > out["input_tokens"]:
+        cache = out.get("cached_input_tokens", 0) + out["cache_creation_input_tokens"]
+        if cache > out["input_tokens"]:
             # an older LiteLLM passed Anthropic's prompt_tokens without the cache: add it back
-            out["input_tokens"] += out["cached_input_tokens"] + out["cache_creation_input_tokens"]
+            out["input_tokens"] += cache
     cost = body.get("response_cost")
     tags: dict[str, str] = {}
     for name, key in (("user_api_key_alias", "litellm.key_alias"), ("user_api_key_user_id", "litellm.user_id"),
@@ -310,10 +325,11 @@ def _any_value(value: Any) -> Any:
     if "intValue" in value:  # int64 is a JSON string in OTLP/JSON
         try:
             return int(value["intValue"])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValidationError("attributes.intValue", value["intValue"], "must be an integer") from None
     if "arrayValue" in value:
-        return [_any_value(v) for v in (value["arrayValue"].get("values") or [])]
+        array = _obj(value["arrayValue"], "attributes.arrayValue")
+        return [_any_value(v) for v in _list(array.get("values"), "attributes.arrayValue.values")]
     return None
 
 
@@ -334,7 +350,7 @@ def _nanos(value: Any, where: str) -> float | None:
         return None
     try:
         return int(value) / 1e9
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValidationError(where, value, "must be nanoseconds since the epoch") from None
 
 
@@ -343,12 +359,13 @@ def _otel(data: Any) -> list[dict[str, Any]]:
     if "resourceSpans" not in body:
         raise ValidationError("resourceSpans", None, "is required (an OTLP/JSON ExportTraceServiceRequest)")
     events = []
-    for r, rs in enumerate(body.get("resourceSpans") or []):
+    for r, rs in enumerate(_list(body.get("resourceSpans"), "resourceSpans")):
         rs = _obj(rs, f"resourceSpans[{r}]")
-        resource = _attributes((rs.get("resource") or {}).get("attributes"), f"resourceSpans[{r}].resource.attributes")
-        for s, ss in enumerate(rs.get("scopeSpans") or []):
+        resource = _attributes(_obj(rs.get("resource") or {}, f"resourceSpans[{r}].resource").get("attributes"),
+                               f"resourceSpans[{r}].resource.attributes")
+        for s, ss in enumerate(_list(rs.get("scopeSpans"), f"resourceSpans[{r}].scopeSpans")):
             ss = _obj(ss, f"resourceSpans[{r}].scopeSpans[{s}]")
-            for i, span in enumerate(ss.get("spans") or []):
+            for i, span in enumerate(_list(ss.get("spans"), f"resourceSpans[{r}].scopeSpans[{s}].spans")):
                 where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
                 span = _obj(span, where)
                 attrs = _attributes(span.get("attributes"), where + ".attributes")
@@ -370,7 +387,7 @@ def _otel_span(span: dict[str, Any], attrs: dict[str, Any], resource: dict[str, 
     if not any(key in attrs for keys in names.values() for key in keys):
         return None
     operation = attrs.get("gen_ai.operation.name")
-    if operation in _AGGREGATE_OPERATIONS:
+    if isinstance(operation, str) and operation in _AGGREGATE_OPERATIONS:
         return None
     out: dict[str, Any] = {}
     for field, keys in names.items():

@@ -31,7 +31,8 @@ from schemas.errors import ConfigError, ValidationError
 from schemas.usage import DIMENSIONS
 
 #: alert types a subscription may name (extend when a detector adds one)
-ALERT_TYPES: tuple[str, ...] = ("cost_spike", "budget_burn", "budget_threshold")
+ALERT_TYPES: tuple[str, ...] = ("cost_spike", "budget_burn", "budget_threshold", "gpu_idle", "untagged_spend",
+                                "billing_spike", "billing_drift")
 DESTINATION_TYPES: tuple[str, ...] = ("webhook", "slack", "pagerduty")
 MAX_NAME = 200
 MAX_MATCH = 16

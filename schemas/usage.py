@@ -99,6 +99,8 @@ def parse_timestamp(value: Any, field_name: str = "timestamp") -> float:
     if isinstance(value, bool):
         raise ValidationError(field_name, value, "must be an RFC 3339 string with zone or epoch seconds")
     if isinstance(value, (int, float)):
+        if isinstance(value, int) and not MIN_TIMESTAMP <= value < MAX_TIMESTAMP:  # float() overflows past 1e308
+            raise ValidationError(field_name, value, "must lie between 2000-01-01 and 2100-01-01 (epoch seconds, not ms)")
         ts = float(value)
         if not math.isfinite(ts):
             raise ValidationError(field_name, value, "must be finite")
@@ -227,7 +229,7 @@ def _validate_full(data: Any) -> UsageEvent:
     if cost is not None:
         if isinstance(cost, bool) or not isinstance(cost, (int, float)):
             raise ValidationError("cost_usd", cost, "must be a number")
-        if not math.isfinite(cost) or cost < 0 or cost > MAX_COST_USD:
+        if cost < 0 or cost > MAX_COST_USD or not math.isfinite(cost):  # a huge int fails before float()
             raise ValidationError("cost_usd", cost, f"must be a finite number between 0 and {MAX_COST_USD}")
         event.cost_usd = float(cost)
     count = get("request_count")

@@ -353,9 +353,13 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
 
     @app.timer(interval=1.0)
     async def retry_deliveries() -> None:
-        if app.tables.recovery.completed.is_set():
-            await runtime.delivery.flush_due()
         await runtime.delivery.retry_due()
+
+    @app.timer(interval=0.25)
+    async def flush_groups() -> None:
+        due = runtime.delivery.grouper.next_due()
+        if due is not None and due <= time.time() and app.tables.recovery.completed.is_set():
+            await runtime.delivery.flush_due()
         await runtime.send_undeliverable()
 
     @app.on_before_shutdown.connect

@@ -191,7 +191,7 @@ class Settings:
     retry_period_s: float = 72 * 3600.0
     #: delays (s) before each long-period delivery retry round; empty: the Standard Webhooks schedule
     retry_delays: tuple[float, ...] = ()
-    group_window_s: float = 10.0
+    group_window_s: float = 1.5
     budgets_file: Path | None = None
     #: attribution (streams/core/attribution.py): tag policy, segment horizon, allocation rules
     required_tags: tuple[str, ...] = ()
