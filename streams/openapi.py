@@ -53,6 +53,69 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+
+_ALERT_ID = {"name": "alert_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_MATCH = {"type": "object", "additionalProperties": {"type": "string"},
+          "description": "dimension (model, provider, service, team, environment, ..., tags.<name>) -> exact value or glob"}
+_SUBSCRIPTION = {
+    "type": "object",
+    "required": ["name", "destination"],
+    "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"}, "match": _MATCH,
+        "alert_types": {"type": "array", "items": {"type": "string"}},
+        "min_severity": {"type": "string", "enum": ["info", "warning", "critical"]},
+        "min_impact_usd": {"type": "number", "minimum": 0}, "enabled": {"type": "boolean"},
+        "cooldown_s": {"type": "number", "minimum": 0},
+        "destination": {"type": "object", "required": ["type"], "properties": {
+            "type": {"type": "string", "enum": ["webhook", "slack", "pagerduty"]},
+            "url": {"type": "string"}, "secret": {"type": "string", "description": "whsec_...; shown masked"},
+            "cloudevents": {"type": "boolean"}, "channel": {"type": "string"},
+            "routing_key": {"type": "string", "description": "shown masked"}}},
+    },
+}
+_BUDGET = {
+    "type": "object",
+    "required": ["name", "amount_usd"],
+    "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"}, "match": _MATCH,
+        "period": {"type": "string", "enum": ["day", "month"]}, "timezone": {"type": "string"},
+        "amount_usd": {"type": "number", "exclusiveMinimum": 0},
+        "thresholds_pct": {"type": "array", "items": {"type": "number"}},
+        "burn_rules": {"type": "array", "items": {"type": "object"}}, "enabled": {"type": "boolean"},
+        "state": {"type": ["object", "null"], "description": "spent, pct, burn rates per window, projected exhaustion"},
+    },
+}
+
+
+def _crud(path: str, name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """Paths of an API-managed collection: list/create and get/replace/patch/delete by id."""
+    item_id = {"name": "record_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    body = {"required": True, "content": {"application/json": {"schema": schema}}}
+    mutation_errors = {"400": _json(_ERROR, "Invalid body (field, value, rule)."),
+                       "401": _json(_ERROR, "Missing or invalid bearer token."),
+                       "413": _json(_ERROR, "Body too large.")}
+    return {
+        path: {
+            "get": {"summary": f"List {name}.", "responses": {"200": _json(
+                {"type": "object", "properties": {name: {"type": "array", "items": schema}}}, f"The {name}.")}},
+            "post": {"summary": f"Create one of the {name}.", "security": [{"bearer": []}], "requestBody": body,
+                     "responses": {"201": _json(schema, "Created."), **mutation_errors}},
+        },
+        path + "/{record_id}": {
+            "parameters": [item_id],
+            "get": {"summary": "Get one.", "responses": {"200": _json(schema, "Found."), "404": _json(_ERROR, "Not found.")}},
+            "put": {"summary": "Replace one.", "security": [{"bearer": []}], "requestBody": body,
+                    "responses": {"200": _json(schema, "Replaced."), "404": _json(_ERROR, "Not found."), **mutation_errors}},
+            "patch": {"summary": "Change some fields.", "security": [{"bearer": []}],
+                      "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+                      "responses": {"200": _json(schema, "Changed."), "404": _json(_ERROR, "Not found."), **mutation_errors}},
+            "delete": {"summary": "Delete one.", "security": [{"bearer": []}],
+                       "responses": {"204": {"description": "Deleted."}, "401": _json(_ERROR, "Missing or invalid bearer token."),
+                                     "404": _json(_ERROR, "Not found.")}},
+        },
+    }
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "spendsentry", "version": "0.1.0",
@@ -127,6 +190,36 @@ OPENAPI: dict[str, Any] = {
                 "keys": {"type": "array"}, "idle": {"type": "array", "items": _ALERT},
                 "purchase_options": {"type": "array"}, "events": {"type": "integer"}, "invalid": {"type": "integer"},
             }}, "GPU usage."), "400": _json(_ERROR, "Bad query parameter.")},
+        }},
+        "/v1/alerts/{alert_id}": {"get": {
+            "summary": "One alert with every delivery attempt, pending retries and feedback.",
+            "parameters": [_ALERT_ID],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "alert": _ALERT, "deliveries": {"type": "array", "items": _DELIVERY},
+                "pending_retries": {"type": "array"}, "feedback": {"type": "array"}}}, "The alert."),
+                "404": _json(_ERROR, "Unknown alert.")},
+        }},
+        "/v1/alerts/{alert_id}/feedback": {"post": {
+            "summary": "Acknowledge, snooze (1 h) or mark expected: the detector takes the level as normal.",
+            "security": [{"bearer": []}],
+            "parameters": [_ALERT_ID],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["action"], "properties": {
+                    "action": {"type": "string", "enum": ["ack", "acknowledge", "snooze", "snooze_1h", "expected"]},
+                    "user": {"type": "string"}}}}}},
+            "responses": {"202": _json({"type": "object"}, "Applied."), "400": _json(_ERROR, "Bad action or body."),
+                          "401": _json(_ERROR, "Missing or invalid bearer token."),
+                          "404": _json(_ERROR, "Unknown alert."), "413": _json(_ERROR, "Body too large.")},
+        }},
+        **_crud("/v1/subscriptions", "subscriptions", _SUBSCRIPTION),
+        **_crud("/v1/budgets", "budgets", _BUDGET),
+        "/v1/slack/interactivity": {"post": {
+            "summary": "Slack button callbacks (Acknowledge, Snooze 1h, Expected), verified by X-Slack-Signature.",
+            "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+                "type": "object", "properties": {"payload": {"type": "string"}}}}}},
+            "responses": {"200": _json({"type": "object"}, "Handled."), "400": _json(_ERROR, "Not a spendsentry action."),
+                          "401": _json(_ERROR, "Bad or stale signature."),
+                          "503": _json(_ERROR, "SPENDSENTRY_SLACK_SIGNING_SECRET is not set.")},
         }},
         "/metrics": {"get": {
             "summary": "Prometheus metrics (text exposition format 0.0.4).",

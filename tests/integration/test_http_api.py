@@ -40,4 +40,6 @@ async def test_ingest_needs_a_token_and_keeps_good_events(make_worker):
 
     await eventually(counted, message="the two accepted events processed")
     openapi = await worker.get("/openapi.json")
-    assert {"/v1/events", "/v1/spend", "/v1/alerts", "/metrics", "/healthz"} <= set(openapi["paths"])
+    assert {"/v1/events", "/v1/spend", "/v1/alerts", "/v1/alerts/{alert_id}", "/v1/alerts/{alert_id}/feedback",
+            "/v1/subscriptions", "/v1/subscriptions/{record_id}", "/v1/budgets", "/v1/budgets/{record_id}",
+            "/v1/slack/interactivity", "/v1/gpu", "/metrics", "/healthz"} <= set(openapi["paths"])
