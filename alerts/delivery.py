@@ -151,8 +151,6 @@ class RetryQueue:
         or given up on. A newer status of the same alert supersedes a pending older one."""
         now = self.clock() if now is None else now
         dest = destination.to_dict(masked=False)
-        if alert.status == "resolved":  # the firing record no longer matters once resolved
-            self.pending.pop(delivery_slot(destination, alert.alert_id, "firing"), None)
         if result.ok:
             return None
         log = list(result.attempts_log) or [{"attempt": 1, "at": rfc3339(now), "status": result.status,
@@ -176,6 +174,21 @@ class RetryQueue:
         self.pending[item.slot] = item.to_dict()
         return item
 
+    def firing_pending(self, destination: Destination, alert_id: str) -> PendingDelivery | None:
+        """The firing state of ``alert_id`` still waiting for a retry round to ``destination``, if any."""
+        data = self.pending.get(delivery_slot(destination, alert_id, "firing"))
+        return None if data is None else PendingDelivery.from_dict(data)
+
+    def queue_behind(self, alert: Alert, destination: Destination, *, now: float | None = None) -> PendingDelivery:
+        """Queue a resolved state behind its pending firing: sent right after the firing goes
+        through, never before it (an incident tool must see trigger, then resolve)."""
+        now = self.clock() if now is None else now
+        firing = self.firing_pending(destination, alert.alert_id)
+        item = PendingDelivery(alert.to_dict(), destination.to_dict(masked=False), destination.key, now,
+                               firing.next_at if firing else now, 1, [], "waiting behind its firing state")
+        self.pending[item.slot] = item.to_dict()
+        return item
+
     def due(self, now: float | None = None) -> list[PendingDelivery]:
         now = self.clock() if now is None else now
         items = [PendingDelivery.from_dict(v) for v in list(self.pending.values())]
@@ -186,9 +199,14 @@ class RetryQueue:
 
     async def run_due(self, send: SendFn, now: float | None = None,
                       ) -> tuple[list[tuple[PendingDelivery, DeliveryResult]], list[UndeliverableRecord]]:
-        """Send every due delivery concurrently; returns (delivered/failed results, gave-up records)."""
+        """Send every due delivery; per (destination, alert) in order (firing before resolved),
+        different ones concurrently. Returns (delivered/failed results, gave-up records)."""
         now = self.clock() if now is None else now
-        due = self.due(now)
+        chains: dict[tuple[str, str], list[PendingDelivery]] = {}
+        for item in self.due(now):
+            chains.setdefault((item.sink, item.alert["alert_id"]), []).append(item)
+        for chain in chains.values():
+            chain.sort(key=lambda i: i.alert["status"] != "firing")
 
         async def one(item: PendingDelivery) -> DeliveryResult:
             try:
@@ -196,23 +214,38 @@ class RetryQueue:
             except Exception as exc:  # a sink bug is a failed round, not a crashed timer
                 return DeliveryResult(sink=item.sink, ok=False, error=f"{type(exc).__name__}: {exc}")
 
-        results = await asyncio.gather(*(one(i) for i in due))
-        out: list[tuple[PendingDelivery, DeliveryResult]] = []
+        async def run_chain(chain: list[PendingDelivery]) -> list[tuple[PendingDelivery, DeliveryResult | None]]:
+            out: list[tuple[PendingDelivery, DeliveryResult | None]] = []
+            for item in chain:
+                if out and not (out[-1][1] and out[-1][1].ok):
+                    out.append((item, None))  # its firing failed again: keep waiting behind it
+                    continue
+                out.append((item, await one(item)))
+            return out
+
+        done: list[tuple[PendingDelivery, DeliveryResult]] = []
         gave_up: list[UndeliverableRecord] = []
-        for item, result in zip(due, results):
-            base = len(item.attempts_log)
-            item.attempts_log += [dict(a, attempt=base + i + 1) for i, a in enumerate(result.attempts_log)] or [
-                {"attempt": base + 1, "at": rfc3339(now), "status": result.status, "latency_s": result.latency_s,
-                 "error": result.error}]
-            out.append((item, result))
-            if result.ok:
-                self.pending.pop(item.slot, None)
-                continue
-            item.round += 1
-            outcome = self._advance(item, result, now, None)
-            if isinstance(outcome, UndeliverableRecord):
-                gave_up.append(outcome)
-        return out, gave_up
+        for chain in await asyncio.gather(*(run_chain(c) for c in chains.values())):
+            for item, result in chain:
+                if result is None:
+                    firing = self.firing_pending(Destination.from_dict(item.destination), item.alert["alert_id"])
+                    if firing is not None:
+                        item.next_at = firing.next_at
+                        self.pending[item.slot] = item.to_dict()
+                    continue
+                base = len(item.attempts_log)
+                item.attempts_log += [dict(a, attempt=base + i + 1) for i, a in enumerate(result.attempts_log)] or [
+                    {"attempt": base + 1, "at": rfc3339(now), "status": result.status, "latency_s": result.latency_s,
+                     "error": result.error}]
+                done.append((item, result))
+                if result.ok:
+                    self.pending.pop(item.slot, None)
+                    continue
+                item.round += 1
+                outcome = self._advance(item, result, now, None)
+                if isinstance(outcome, UndeliverableRecord):
+                    gave_up.append(outcome)
+        return done, gave_up
 
 
 async def redeliver(records: Iterable[UndeliverableRecord],

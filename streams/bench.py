@@ -67,13 +67,15 @@ class Options:
     background_eps: float = 300.0
     backtest_events: int = 500_000
     backtest_keys: tuple[int, ...] = (10_000, 100_000)
+    #: seconds of live traffic before the bursts (history is processed meanwhile)
+    lead_s: float = 12.0
     quick: bool = False
     bootstrap: str | None = None
 
     @classmethod
     def quick_options(cls, events: int | None = None) -> Options:
         return cls(events=events or 5_000, keys_small=200, keys_large=0, bursts=1, close_bursts=0,
-                   background_eps=50.0, backtest_events=20_000, backtest_keys=(2_000, 10_000), quick=True)
+                   background_eps=50.0, backtest_events=20_000, backtest_keys=(5_000,), lead_s=6.0, quick=True)
 
 
 @dataclass
@@ -81,7 +83,11 @@ class Results:
     lines: list[str] = field(default_factory=list)
     figures: dict[str, float | None] = field(default_factory=dict)
 
+    started: float = field(default_factory=time.monotonic)
+
     def say(self, text: str) -> None:
+        """Print a progress line, prefixed with the seconds since the run started."""
+        text = f"[{time.monotonic() - self.started:5.1f}s] {text}"
         self.lines.append(text)
         print(text, flush=True)
 
@@ -164,6 +170,23 @@ async def delete_topics(bootstrap: str, token: str) -> list[str]:
         await admin.close()
 
 
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The end offset of every partition of ``topic``."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
 async def produce(bootstrap: str, topic: str, msgs: list[tuple[int, bytes | None, bytes]]) -> float:
     """Send messages to explicit partitions; returns messages/s."""
     from aiokafka import AIOKafkaProducer
@@ -244,7 +267,7 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "-l", "warn"], env=self.env,
+            self.process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "-l", os.environ.get("SSBENCH_WORKER_LOG", "warn")], env=self.env,
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
@@ -277,9 +300,11 @@ class WorkerProcess:
             return None
         return _vm_hwm_mb(self.process.pid)
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the worker (default SIGKILL: a clean Faust shutdown takes seconds and the run's
+        consumer groups and topics are thrown away anyway)."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(sig)
             try:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
@@ -301,20 +326,28 @@ def _vm_hwm_mb(pid: int | str = "self") -> float | None:
 
 
 async def worker_throughput(bootstrap: str, prefix: str, workdir: Path, msgs: list, events: int,
-                            timeout: float = 600.0, keep: bool = False, **env: str) -> dict[str, Any]:
-    """Pre-produce ``msgs`` to ``<prefix>.usage``, start a worker, follow its meta changelog."""
+                            timeout: float = 600.0, keep: bool = False, worker: WorkerProcess | None = None,
+                            **env: str) -> dict[str, Any]:
+    """Pre-produce ``msgs`` to ``<prefix>.usage``, start a worker, follow its meta changelog.
+
+    With ``worker`` (``--quick`` only: a worker cold start costs seconds per table), the running
+    worker is fed instead: the time counts from the first message sent.
+    """
     from aiokafka import AIOKafkaConsumer
 
+    if worker is not None:
+        prefix = worker.prefix
     usage = f"{prefix}.usage"
     await create_topics(bootstrap, [usage, f"{prefix}.alerts", f"{prefix}.deadletter"])
+    ends_before = await end_offsets(bootstrap, usage)
+    t_ready = time.time()
     await produce(bootstrap, usage, msgs)
-    per_partition: dict[int, int] = defaultdict(int)
-    for partition, _, _ in msgs:
-        per_partition[partition] += 1
+    ends = await end_offsets(bootstrap, usage)
     total = len(msgs)
-    worker = WorkerProcess(bootstrap, prefix, workdir, **env).start()
-    await worker.ready(interval=0.05)
-    t_ready = time.time()  # recovery done: the worker starts on the backlog now
+    if worker is None:
+        worker = WorkerProcess(bootstrap, prefix, workdir, **env).start()
+        await worker.ready(interval=0.05)
+        t_ready = time.time()  # recovery done: the worker starts on the backlog now
     changelog = f"{prefix}-meta-changelog"
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
                                 group_id=None, metadata_max_age_ms=500)
@@ -333,10 +366,11 @@ async def worker_throughput(bootstrap: str, prefix: str, workdir: Path, msgs: li
                 for record in records:
                     partition = int(record.key)
                     offset = orjson.loads(record.value)["offset"]
-                    if offset > offsets.get(partition, -1):
+                    if offset >= ends_before.get(partition, 0) and offset > offsets.get(partition, -1):
                         offsets[partition] = offset
-                        progress.append((record.timestamp / 1000.0, sum(o + 1 for o in offsets.values())))
-            if progress and progress[-1][1] >= total:
+                        progress.append((record.timestamp / 1000.0, sum(o + 1 - ends_before.get(p, 0)
+                                                                         for p, o in offsets.items())))
+            if all(offsets.get(p, -1) >= end - 1 for p, end in ends.items() if end > ends_before.get(p, 0)):
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"worker processed {progress[-1][1] if progress else 0}/{total} messages "
@@ -346,7 +380,7 @@ async def worker_throughput(bootstrap: str, prefix: str, workdir: Path, msgs: li
         progress.sort()
         (t_first, n_first), (t_last, n_last) = progress[0], progress[-1]
         per_message = events / total
-        done = next(t for t, n in progress if n >= total)
+        done = progress[-1][0]
         # from ready to the snapshot that holds the last message (includes the first take window);
         # cross-check: between the first and the last snapshot (needs many batches to mean much)
         seconds = max(done - min(t_ready, t_first), 1e-3)
@@ -402,7 +436,7 @@ async def alert_latency(bootstrap: str, prefix: str, workdir: Path, opts: Option
     fast_keys = [_pricey(j) for j in range(opts.bursts)]
     close_keys = [_pricey(1000 + j) for j in range(opts.close_bursts)]
     background_keys = [model_name(500_000 + j) for j in range(200)]
-    lead, history_min = 12.0, 35
+    lead, history_min = opts.lead_s, 35
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1, max_request_size=8 * 1024 * 1024)
     try:
         if own_worker:
@@ -601,11 +635,14 @@ async def run_bench(opts: Options) -> Results:
 
                 receiver = WebhookReceiver(generate_secret())
                 await receiver.start()
+            if opts.quick:  # one worker fed the single, then the batched data (later event time, new ids)
+                runs[1] = ("batched", opts.batch, opts.keys_small,
+                           messages(make_events(opts.events, opts.keys_small, seed=5, t0=T0 + 86400), opts.batch))
             for i, (kind, per_msg, keys, msgs) in enumerate(runs):
-                keep = opts.quick and i == len(runs) - 1
                 env = webhook_env(receiver) if receiver else {}
-                r = await worker_throughput(bootstrap, f"{token}-w{i}", workdir, msgs, opts.events, keep=keep, **env)
-                if keep:
+                r = await worker_throughput(bootstrap, f"{token}-w{i}", workdir, msgs, opts.events, keep=opts.quick,
+                                            worker=latency_worker, **env)
+                if opts.quick:
                     latency_worker = r["worker"]
                 name = f"worker_{kind}_{keys}"
                 fig[name] = r["eps"]
@@ -655,7 +692,7 @@ async def run_bench(opts: Options) -> Results:
         finally:
             deleted = await delete_topics(bootstrap, token)
             res.say(f"cleanup: deleted {len(deleted)} topics starting with {token}; took {time.monotonic() - started:.0f}s in all")
-    res.say(summary_line(fig))
+    print(summary_line(fig), flush=True)  # the last line, machine-readable, unprefixed
     return res
 
 

@@ -192,6 +192,9 @@ class DeliveryService:
         dest = route.destination
         if self._snoozed(alert) or not self.gate.admit(dest, alert, cooldown_s=route.cooldown_s):
             return
+        if alert.status == "resolved" and self.retries.firing_pending(dest, alert.alert_id) is not None:
+            self.retries.queue_behind(alert, dest)  # never resolve before the firing went through
+            return
         result = await self.send(dest, alert)
         if result.disable and route.subscription_id:
             self.disable(route.subscription_id, result.error or "endpoint gone")

@@ -132,3 +132,44 @@ async def test_permanent_failure_is_undeliverable_at_once() -> None:
         record = RetryQueue(clock=lambda: 0.0).on_result(make_alert(), dest, await sink.send(make_alert()))
         await sink.aclose()
     assert isinstance(record, UndeliverableRecord) and record.disable
+
+
+async def test_a_resolution_waits_behind_its_pending_firing_and_goes_after_it() -> None:
+    """An incident tool must see trigger then resolve, even when the trigger needed retries."""
+    from alerts.base import DeliveryResult
+
+    now = [0.0]
+    queue = RetryQueue(RetrySchedule(delays=(5.0,), jitter=0.0), clock=lambda: now[0])
+    dest = Destination("webhook", url="http://93.184.216.34/h", secret=generate_secret())
+    firing, resolved = make_alert(), make_alert("resolved")
+    queue.on_result(firing, dest, DeliveryResult(sink=dest.key, ok=False, status=503, error="down"))
+    assert queue.firing_pending(dest, firing.alert_id) is not None
+    queue.queue_behind(resolved, dest)
+    sent: list[str] = []
+
+    async def send(_dest: Destination, alert: Alert) -> DeliveryResult:
+        sent.append(alert.status)
+        return DeliveryResult(sink=dest.key, ok=True)
+
+    now[0] = 6.0
+    done, gave_up = await queue.run_due(send)
+    assert sent == ["firing", "resolved"] and gave_up == [] and len(queue.pending) == 0
+
+
+async def test_a_resolution_keeps_waiting_while_its_firing_still_fails() -> None:
+    from alerts.base import DeliveryResult
+
+    now = [0.0]
+    queue = RetryQueue(RetrySchedule(delays=(5.0, 5.0), period_s=3600, jitter=0.0), clock=lambda: now[0])
+    dest = Destination("webhook", url="http://93.184.216.34/h", secret=generate_secret())
+    queue.on_result(make_alert(), dest, DeliveryResult(sink=dest.key, ok=False, status=503, error="down"))
+    queue.queue_behind(make_alert("resolved"), dest)
+    sent: list[str] = []
+
+    async def send(_dest: Destination, alert: Alert) -> DeliveryResult:
+        sent.append(alert.status)
+        return DeliveryResult(sink=dest.key, ok=False, status=503, error="still down")
+
+    now[0] = 6.0
+    await queue.run_due(send)
+    assert sent == ["firing"] and len(queue.pending) == 2
