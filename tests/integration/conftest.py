@@ -18,6 +18,7 @@ import pytest
 from alerts.receiver import WebhookReceiver
 from alerts.signing import generate_secret
 from streams import localkafka
+from streams.demo import delete_topics
 from tests.support import dead_port
 from tests.support.slack_api import SlackAPIServer
 
@@ -120,6 +121,7 @@ def make_worker(broker: str, topic_prefix: str, tmp_path: Path) -> Iterator:
             "SPENDSENTRY_APP_ID": topic_prefix,
             "SPENDSENTRY_WEB_PORT": str(dead_port()),
             "SPENDSENTRY_DATA_DIR": str(tmp_path / f"data-{len(workers)}"),
+            "SPENDSENTRY_PARTITIONS": "4",
             "SPENDSENTRY_WEBHOOK_ALLOWLIST": "127.0.0.0/8",  # the local receivers; private ranges stay refused
             **extra,
         }
@@ -130,6 +132,8 @@ def make_worker(broker: str, topic_prefix: str, tmp_path: Path) -> Iterator:
     yield build
     for worker in workers:
         worker.kill(signal.SIGTERM)
+    # every test's topics go away with it: a broker holding thousands of partitions runs out of files
+    asyncio.run(delete_topics(broker, (topic_prefix,)))
 
 
 async def eventually(check, timeout: float = 60.0, interval: float = 0.5, message: str = "condition"):

@@ -63,8 +63,6 @@ async def total_events(worker) -> int:
     return sum(k["events"] for k in spend["keys"])
 
 
-@pytest.mark.xfail(strict=False, reason="under investigation: on a loaded machine the restarted worker's event "
-                   "count did not match (lost or double-counted events?); passed when rerun alone")
 @pytest.mark.parametrize("kill_point", ["burst_bucket_open", "firing_in_delivery", "after_firing_delivered"])
 async def test_sigkill_during_a_burst(make_worker, receiver, slack_api, broker, topic_prefix, kill_point):
     """SIGKILL at a point of the burst's life, restart: state comes back from Kafka, the burst's
@@ -122,8 +120,6 @@ async def _counted(worker, n: int) -> bool:
     return LAST_COUNT[n] == n
 
 
-@pytest.mark.xfail(strict=False, reason="RetryQueue.on_result drops a pending firing once the resolved state is "
-                   "delivered, so PagerDuty gets a resolve for an incident it never saw: product decision needed")
 async def test_sinks_down_throttled_and_failing_then_everything_is_delivered(make_worker, receiver, slack_api,
                                                                              broker, topic_prefix):
     """Slack 429 (Retry-After) then 5xx, the webhook down, PagerDuty failing, all for longer than
