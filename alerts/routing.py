@@ -282,7 +282,9 @@ class NotificationGate:
         self._max = max_entries
 
     def admit(self, dest: Destination | str, alert: Alert, *, cooldown_s: float = 0.0,
-              now: float | None = None) -> bool:
+              now: float | None = None, record: bool = True) -> bool:
+        """Whether to notify; with ``record=False`` only decide, and call :meth:`record` once the
+        notification is durable (sent or queued for retry), so a crash in between re-sends it."""
         now = self.clock() if now is None else now
         slot = f"{dest.key if isinstance(dest, Destination) else dest}|{alert.alert_id}"
         last = self.sent.get(slot)
@@ -296,12 +298,19 @@ class NotificationGate:
                 return False
             if cooldown_s > 0 and now - float(last.get("at", 0.0)) < cooldown_s:
                 return False
+        if record:
+            self.record(dest, alert, now=now)
+        return True
+
+    def record(self, dest: Destination | str, alert: Alert, *, now: float | None = None) -> None:
+        """Remember that ``alert`` (this status and severity) went to ``dest``."""
+        now = self.clock() if now is None else now
+        slot = f"{dest.key if isinstance(dest, Destination) else dest}|{alert.alert_id}"
         self.sent[slot] = {"severity": alert.severity, "status": alert.status, "at": now}
         if isinstance(self.sent, OrderedDict):
             self.sent.move_to_end(slot)
             while len(self.sent) > self._max:
                 self.sent.popitem(last=False)
-        return True
 
 
 def escalated(alert: Alert, severity: str) -> Alert:

@@ -357,8 +357,7 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
 
     @app.timer(interval=0.25)
     async def flush_groups() -> None:
-        due = runtime.delivery.grouper.next_due()
-        if due is not None and due <= time.time() and app.tables.recovery.completed.is_set():
+        if app.tables.recovery.completed.is_set() and not app.rebalancing:
             await runtime.delivery.flush_due()
         await runtime.send_undeliverable()
 

@@ -109,7 +109,7 @@ class DeliveryService:
         #: firing alerts held in a grouping window, so a crash before the window closes loses none
         self.waiting = Owned(tables["waiting"], owns, id_of=lambda key: key.rsplit("|", 1)[-1])
         self._routes: dict[str, Route] = {}
-        self._restored = False
+        self._restored: set[str] = set()
         self.gate = NotificationGate(sent=JsonTable(tables["sent"]), clock=clock)
         schedule = RetrySchedule(settings.retry_delays, period_s=settings.retry_period_s) if settings.retry_delays \
             else RetrySchedule(period_s=settings.retry_period_s)
@@ -147,24 +147,26 @@ class DeliveryService:
             self.delivered[slot] = True
         await self.flush_due()
 
-    async def _group(self, route: Route, alert: Alert, at: float | None = None) -> None:
+    async def _group(self, route: Route, alert: Alert) -> None:
         dest = route.destination
         self._routes[dest.key] = route
-        outs = self.grouper.add(dest, alert, now=at)
+        outs = self.grouper.add(dest, alert)
         waiting_key = f"{dest.key}|{alert.alert_id}"
         if self.grouper.is_waiting(dest.key, alert.type, alert.alert_id):
-            if at is None:
-                self.waiting[waiting_key] = {"route": {"destination": dest.to_dict(masked=False),
-                                                       "subscription_id": route.subscription_id,
-                                                       "cooldown_s": route.cooldown_s},
-                                             "alert": alert.to_dict(), "at": self.clock()}
-        else:
-            self.waiting.pop(waiting_key, None)
+            self._restored.add(waiting_key)  # already in this process's grouper
+            self.waiting[waiting_key] = {"route": {"destination": dest.to_dict(masked=False),
+                                                   "subscription_id": route.subscription_id,
+                                                   "cooldown_s": route.cooldown_s},
+                                         "alert": alert.to_dict(), "at": self.clock()}
         for _, out in outs:
             await self._send(route, out)
+        if not self.grouper.is_waiting(dest.key, alert.type, alert.alert_id):
+            # only now: a crash during the sends above leaves the firing in the table, resent on restart
+            self.waiting.pop(waiting_key, None)
 
     async def flush_due(self) -> None:
         """Send what the grouping windows that closed hold (one grouped message or single alerts)."""
+        self._restore_waiting()
         for dest, alert in self.grouper.flush(self.clock()):
             await self._send(self._routes.get(dest.key) or Route(dest), alert)
             members = [m["alert_id"] for m in alert.details["members"]] if alert.details.get("grouped") \
@@ -173,15 +175,18 @@ class DeliveryService:
                 self.waiting.pop(f"{dest.key}|{member}", None)
 
     def _restore_waiting(self) -> None:
-        """After a restart, put the alerts that were waiting in a grouping window back into it."""
-        if self._restored:
-            return
-        self._restored = True
-        for record in list(self.waiting.values()):
+        """After a restart or a rebalance, put the alerts that were waiting in a grouping window
+        of a partition this worker now owns back into the grouper (each once)."""
+        for key in list(self.waiting):
+            if key in self._restored:
+                continue
+            self._restored.add(key)
+            record = self.waiting.get(key)
+            if record is None:
+                continue
             r = record["route"]
             dest = Destination.from_dict(r["destination"])
-            route = Route(dest, r.get("subscription_id"), float(r.get("cooldown_s", 0.0)))
-            self._routes[dest.key] = route
+            self._routes[dest.key] = Route(dest, r.get("subscription_id"), float(r.get("cooldown_s", 0.0)))
             self.grouper.add(dest, Alert.from_dict(record["alert"]), now=float(record["at"]))
 
     def _snoozed(self, alert: Alert) -> bool:
@@ -190,15 +195,17 @@ class DeliveryService:
 
     async def _send(self, route: Route, alert: Alert) -> None:
         dest = route.destination
-        if self._snoozed(alert) or not self.gate.admit(dest, alert, cooldown_s=route.cooldown_s):
+        if self._snoozed(alert) or not self.gate.admit(dest, alert, cooldown_s=route.cooldown_s, record=False):
             return
         if alert.status == "resolved" and self.retries.firing_pending(dest, alert.alert_id) is not None:
             self.retries.queue_behind(alert, dest)  # never resolve before the firing went through
+            self.gate.record(dest, alert)
             return
         result = await self.send(dest, alert)
         if result.disable and route.subscription_id:
             self.disable(route.subscription_id, result.error or "endpoint gone")
         outcome = self.retries.on_result(alert, dest, result, subscription_id=route.subscription_id)
+        self.gate.record(dest, alert)  # delivered, queued for retry, or given up (undeliverable): settled
         if isinstance(outcome, UndeliverableRecord):
             self.undeliverable.append(outcome)
         await self._record(alert, [result])
