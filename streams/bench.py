@@ -719,6 +719,7 @@ def run(args: Any) -> int:
 
     for name in ("aiokafka", "faust", "mode"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("aiokafka.cluster").setLevel(logging.CRITICAL)  # "topic not found" while topics are new
     opts = Options.quick_options(args.events) if args.quick else Options()
     if not args.quick and args.events:
         opts.events = args.events
