@@ -55,7 +55,7 @@ _BUNDLED_NAME = "catalogue.json"
 #: Far above any real price (o1-pro output is 6e-4 USD/token); catches per-1M prices written per token.
 MAX_PRICE_PER_TOKEN = 0.01
 #: Bound on the resolution cache, so a flood of distinct unknown model names cannot grow it forever.
-MAX_RESOLUTION_CACHE = 65_536
+MAX_RESOLUTION_CACHE = 262_144
 
 _PRICE_FIELDS = (
     "input_cost_per_token",
