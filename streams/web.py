@@ -99,7 +99,7 @@ def register_pages(app: faust.App, runtime: Runtime) -> None:
             if record is None:
                 return self.json({"error": f"alert {alert_id} not found"}, status=404)
             return self.json({**record, "pending_retries": [
-                {"destination": p.destination_key if hasattr(p, "destination_key") else p.sink, "next_at": p.next_at,
+                {"destination": p.sink, "next_at": p.next_at,
                  "attempts": len(p.attempts_log), "last_error": p.last_error}
                 for p in runtime.delivery.pending() if p.alert["alert_id"] == alert_id]})
 
