@@ -311,8 +311,3 @@ class NotificationGate:
             self.sent.move_to_end(slot)
             while len(self.sent) > self._max:
                 self.sent.popitem(last=False)
-
-
-def escalated(alert: Alert, severity: str) -> Alert:
-    """A copy of ``alert`` with a new severity (tests and detectors that escalate)."""
-    return replace(alert, severity=severity)  # type: ignore[arg-type]
