@@ -49,6 +49,9 @@ class SeasonalSpendDetector:
     """
 
     name = "seasonal_spend"
+    #: (features, assessment) of the bucket score_one just saw, for learn_one; None once learned
+    #: (a class default, so detectors pickled before it existed restore)
+    _scored: tuple[Features, tuple] | None = None
 
     def __init__(
         self,
@@ -185,8 +188,14 @@ class SeasonalSpendDetector:
 
     # -- protocol ------------------------------------------------------------------------
     def score_one(self, x: Features) -> Verdict:
-        t, y, expected, rel, mult, eff, z, cusum, fast, slow, *_ = self._assess(x)
+        assessed = self._assess(x)
+        # the engine learns the bucket it just scored: learn_one reuses this (x is held, so its id is not reused)
+        self._scored = (x, assessed)
+        t, y, expected, rel, mult, eff, z, cusum, fast, slow, *_ = assessed
         score = max(1.0 - math.exp(-max(z, 0.0) / self.z_threshold), 1.0 - math.exp(-cusum / self.cusum_h))
+        anomalous = fast or slow
+        if not anomalous:  # the reason is read only on alerts: not formatted for every normal bucket
+            return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=False)
         ratio = f", {y / eff:.1f}x expected" if eff > 0 else ""
         if slow and not fast:
             reason = f"sustained rise: cusum={cusum:.1f}, z={z:.1f}{ratio}"
@@ -194,13 +203,13 @@ class SeasonalSpendDetector:
             reason = f"z={z:.1f}{ratio}"
         if mult > 1.0:
             reason += f" (recurring spike {mult:.1f}x expected at this time of day)"
-        anomalous = fast or slow
-        driver = self._driver(x, y, eff) if anomalous else ""
-        return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=anomalous, reason=reason,
-                       driver=driver)
+        return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=True, reason=reason,
+                       driver=self._driver(x, y, eff))
 
     def learn_one(self, x: Features) -> None:
-        t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d = self._assess(x)
+        scored, self._scored = self._scored, None
+        assessed = scored[1] if scored is not None and scored[0] is x else self._assess(x)
+        t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d = assessed
         anomalous = fast or slow
         self._cusum = cusum
         # recurring-spike memory: remember material spikes by time of day

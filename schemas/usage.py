@@ -8,9 +8,11 @@ subsets of input and output respectively.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
 
 from schemas.errors import ValidationError
 
@@ -37,29 +39,38 @@ MIN_TIMESTAMP = 946684800.0
 MAX_TIMESTAMP = 4102444800.0
 
 
-@dataclass(slots=True)
-class UsageEvent:
-    """A validated usage event. ``timestamp`` is epoch seconds (UTC)."""
+# Field types with the rules of _validate_full as constraints: msgspec checks them while decoding
+# (decode_usage), never on construction. Cross-field rules are checked after decoding.
+Count = Annotated[int, Meta(ge=0, le=MAX_TOKENS)]
+Text = Annotated[str, Meta(min_length=1, max_length=MAX_STRING)]
 
-    event_id: str
-    timestamp: float
-    provider: str
-    model: str
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_usd: float | None = None
-    request_count: int = 1
-    service_tier: str | None = None
-    operation: str | None = None
-    service: str | None = None
-    team: str | None = None
-    environment: str | None = None
-    pipeline_stage: str | None = None
-    experiment: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
+
+class UsageEvent(msgspec.Struct, gc=False):
+    """A validated usage event. ``timestamp`` is epoch seconds (UTC).
+
+    A msgspec Struct (not tracked by the garbage collector: it holds only strings, numbers and
+    a dict of strings), so :func:`decode_usage` builds it straight from JSON bytes.
+    """
+
+    event_id: Text
+    timestamp: Annotated[float, Meta(ge=MIN_TIMESTAMP, lt=MAX_TIMESTAMP)]
+    provider: Text
+    model: Text
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cached_input_tokens: Count = 0
+    cache_creation_input_tokens: Count = 0
+    reasoning_tokens: Count = 0
+    cost_usd: Annotated[float, Meta(ge=0.0, le=MAX_COST_USD)] | None = None
+    request_count: Annotated[int, Meta(ge=1, le=MAX_TOKENS)] = 1
+    service_tier: Literal["default", "batch", "priority", "flex"] | None = None
+    operation: Text | None = None
+    service: Text | None = None
+    team: Text | None = None
+    environment: Text | None = None
+    pipeline_stage: Text | None = None
+    experiment: Text | None = None
+    tags: Annotated[dict[Text, Text], Meta(max_length=MAX_TAGS)] = {}
 
     def dimension(self, name: str) -> str | None:
         """Value of a group-by dimension: a field name or ``tags.<name>``."""
@@ -156,7 +167,25 @@ def _count(value: Any, name: str, minimum: int = 0) -> int:
 _FAST_FIELDS = ("event_id", "timestamp", "provider", "model", "input_tokens", "output_tokens", "cached_input_tokens",
                 "cache_creation_input_tokens", "reasoning_tokens", "cost_usd", "request_count", "service_tier",
                 "operation", "service", "team", "environment", "pipeline_stage", "experiment", "tags")
-_FAST = tuple(f.name for f in fields(UsageEvent)) == _FAST_FIELDS
+_FAST = UsageEvent.__struct_fields__ == _FAST_FIELDS
+_DECODE = msgspec.json.Decoder(UsageEvent | list[UsageEvent]).decode
+
+
+def decode_usage(raw: bytes) -> list[UsageEvent] | None:
+    """The hot path for JSON bytes (one event or an array of events): typed decoding in C, with
+    every rule of :func:`validate_usage` as a field constraint. None when anything is unusual
+    (a broken rule, invalid JSON, RFC 3339 timestamps, floats for counts, numeric tag values):
+    the caller then takes the path that yields each error with its message, so the result is
+    the same either way (tests/schemas/test_usage_properties.py checks it)."""
+    try:
+        decoded = _DECODE(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec.ValidationError included
+        return None
+    events = decoded if type(decoded) is list else [decoded]
+    for event in events:
+        if event.cached_input_tokens > event.input_tokens or event.reasoning_tokens > event.output_tokens:
+            return None
+    return events
 
 
 def validate_usage(data: Any) -> UsageEvent:

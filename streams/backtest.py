@@ -51,7 +51,7 @@ class _Progress:
         self.started = time.monotonic()
 
     def update(self, lines: int) -> None:
-        if self.enabled and lines % self.every == 0:
+        if self.enabled:
             rate = lines / max(time.monotonic() - self.started, 1e-9)
             self.stream.write(f"\r{lines:,} lines, {rate:,.0f}/s")
             self.stream.flush()
@@ -80,10 +80,13 @@ def backtest(lines: Iterable[bytes], output: IO[bytes], config: EngineConfig, pr
             summary.alerts[(alert.type, alert.status)] += 1
             output.write(orjson.dumps(alert.to_dict()) + b"\n")
 
+    every = bar.every
     for n, line in enumerate(lines, 1):
         ingest(line)
-        emit()
-        bar.update(n)
+        if engine.has_output:
+            emit()
+        if not n % every:
+            bar.update(n)
     engine.flush()
     emit()
     summary.seconds = time.perf_counter() - started

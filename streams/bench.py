@@ -554,10 +554,12 @@ def backtest_child(path: str) -> dict[str, Any]:
     from streams.backtest import backtest
     from streams.config import Settings
     from streams.core.pricing import PriceCatalogue
+    from streams.gc_tuning import tune_gc
     from streams.produce import read_lines
 
     settings = Settings.from_env()
     pricer = PriceCatalogue.load(settings.prices_file)
+    tune_gc()  # as `spendsentry backtest` does
     summary = backtest(read_lines(path), io.BytesIO(), settings.engine_config(), pricer, progress=io.StringIO())
     import resource
 

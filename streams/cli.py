@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 
 from schemas.errors import SpendSentryError
+from streams.gc_tuning import tune_gc
 
 log = logging.getLogger("spendsentry")
 
@@ -39,6 +40,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     }, replication=settings.replication_factor, client_options=settings.kafka_security.client_options())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app, _ = create_app(settings, pricer)
+    tune_gc()
     sys.argv = [sys.argv[0], "worker", "-l", args.loglevel]
     app.main()
     return 0
@@ -112,9 +114,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     settings = _settings()
     budgets = load_budgets_file(settings.budgets_file) if settings.budgets_file else []
+    pricer = PriceCatalogue.load(settings.prices_file)
+    tune_gc()
     with open(args.output, "wb") as output:
-        summary = backtest(read_lines(args.events), output, settings.engine_config(),
-                           PriceCatalogue.load(settings.prices_file), budgets=budgets)
+        summary = backtest(read_lines(args.events), output, settings.engine_config(), pricer, budgets=budgets)
     for line in summary.lines():
         print(line)
     print(f"alerts written to {args.output}")

@@ -31,7 +31,7 @@ from detectors.base import Detector, Verdict
 from detectors.seasonal import SeasonalSpendDetector
 from schemas.alert import Alert
 from schemas.errors import DecodeError, SchemaError, ValidationError
-from schemas.usage import UsageEvent, validate_usage
+from schemas.usage import UsageEvent, decode_usage, validate_usage
 from streams.core.buckets import Bucket, KeyState
 from streams.core.budgets import BudgetPartials, Partial
 from streams.core.attribution import AttributionConfig, SegmentStore
@@ -40,6 +40,7 @@ from detectors.bill_grain import BILL_TAG, BillGrainDetector
 ALERT_TYPE = "cost_spike"
 #: field that marks a control message (feedback) on the usage topic
 CONTROL = "__control__"
+CONTROL_MARK = b'"__control__"'
 
 
 class Pricer(Protocol):
@@ -109,11 +110,16 @@ def _digest(event_id: str) -> int:
 
 
 def _key_getter(dims: tuple[str, ...]) -> Callable[[UsageEvent], tuple]:
-    """The key tuple of an event in one family (a plain attribute read for one-field families)."""
-    if len(dims) == 1 and not dims[0].startswith("tags."):
-        get = attrgetter(dims[0])
-        return lambda event: (get(event) or "",)
+    """The key tuple of an event in one family."""
     return lambda event: tuple(event.dimension(d) or "" for d in dims)
+
+
+def _raw_key_getter(dims: tuple[str, ...]) -> Callable[[UsageEvent], Any]:
+    """What identifies an event's key in one family, as cheaply as it can be read: the field's
+    value itself (no tuple) for a one-field family; used only to look up the family's cache."""
+    if len(dims) == 1 and not dims[0].startswith("tags."):
+        return attrgetter(dims[0])
+    return _key_getter(dims)
 
 
 class Engine:
@@ -134,8 +140,10 @@ class Engine:
         self._dirty_models: set[KeyState] = set()
         self._size = config.bucket_seconds
         self._families = [tuple(dims) for dims in config.group_bys]
-        #: (family index, dims, key getter) per family, for the per-event loop in :meth:`add`
-        self._family_keys = [(i, dims, _key_getter(dims)) for i, dims in enumerate(self._families)]
+        #: (family index, dims, key getter, raw key getter, raw key -> state) per family, for the
+        #: per-event loop in :meth:`add`: the raw key saves building a key tuple per event
+        self._family_keys = [(i, dims, _key_getter(dims), _raw_key_getter(dims), {})
+                             for i, dims in enumerate(self._families)]
         self.budget_partials = BudgetPartials()
         self._partials: list[Partial] = []
         self.segments = SegmentStore(config.attribution, config.bucket_seconds) if config.attribution else None
@@ -145,6 +153,13 @@ class Engine:
     # -- input -------------------------------------------------------------------------
     def ingest(self, raw: bytes) -> list[DeadLetter]:
         """Decode one message (an event or a JSON array of events) and add what is valid."""
+        if CONTROL_MARK not in raw:
+            events = decode_usage(raw)
+            if events is not None:  # every event valid: the hot path
+                add = self.add
+                for event in events:
+                    add(event)
+                return []
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -189,16 +204,18 @@ class Engine:
         digest = _digest(event.event_id)
         late = start < self.closed_until
         keys = self.keys
-        for family_index, dims, key_of in self._family_keys:
-            key = key_of(event)
-            state = keys.get((family_index, key))
+        dirty = self._dirty_windows
+        for family_index, dims, key_of, raw_key_of, by_raw in self._family_keys:
+            raw = raw_key_of(event)
+            state = by_raw.get(raw)
             if state is None:
-                state = self._new_state(family_index, dims, key)
+                key = key_of(event)
+                state = by_raw[raw] = keys.get((family_index, key)) or self._new_state(family_index, dims, key)
             bucket = None if late else state.open.get(start)
             if family_index == 0 and bucket is not None and digest in bucket.ids:
                 self.counters.duplicates += 1
                 return
-            self._dirty_windows.add(state)
+            dirty.add(state)
             state.total_cost += cost
             state.total_events += 1
             if unpriced:
@@ -339,6 +356,8 @@ class Engine:
         self.counters.buckets_closed += 1
         self._dirty_models.add(state)
         self._dirty_windows.add(state)
+        if not verdict.anomalous and state.lifecycle.incident is None:
+            return  # the common case: nothing to tell the lifecycle (and no details to build)
         alert = state.lifecycle.on_verdict(
             alert_type=ALERT_TYPE, key=state.key, start=bucket.start, end=bucket.start + self._size,
             observed=bucket.cost, verdict=verdict, policy=self.config.severity,
@@ -381,6 +400,11 @@ class Engine:
         return state
 
     # -- output ------------------------------------------------------------------------
+    @property
+    def has_output(self) -> bool:
+        """Whether alerts or budget partials wait to be drained."""
+        return bool(self._alerts or self._partials)
+
     def drain_alerts(self) -> list[Alert]:
         alerts, self._alerts = self._alerts, []
         return alerts

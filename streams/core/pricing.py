@@ -175,9 +175,9 @@ class ModelPrice:
 
     def cost(self, event: UsageEvent) -> float:
         """USD cost of ``event`` at this version's prices (ignores ``event.cost_usd``)."""
-        if self.tiers or self.long_context:
-            inp, out, read, write, reasoning_price = self.rates(
-                event.service_tier, event.input_tokens / (event.request_count or 1))
+        tier = event.service_tier
+        if self.long_context or (self.tiers and tier and tier != "default"):
+            inp, out, read, write, reasoning_price = self.rates(tier, event.input_tokens / (event.request_count or 1))
         else:
             inp, out, read, write, reasoning_price = (self.input, self.output, self.cache_read,
                                                       self.cache_write, self.reasoning)
