@@ -2,7 +2,7 @@
 
 ``POST {base_url}/v2/enqueue``. 202 = accepted; 400 (invalid event) is final; 429 and 5xx are
 retried per the :class:`~alerts.retry.RetryPolicy` (``Retry-After`` honoured); other 4xx are
-final. Severity maps one to one (critical, warning, info; PagerDuty's ``error`` is unused).
+final (the loop is :class:`alerts.sinks.http.HttpPostSink`'s). Severity maps one to one (critical, warning, info; PagerDuty's ``error`` is unused).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import orjson
 
-from alerts.base import DeliveryAttempt, DeliveryResult
-from alerts.retry import ExponentialBackoff, RetryPolicy, Sleep, parse_retry_after
+from alerts.retry import RetryPolicy, Sleep
+from alerts.sinks.http import HttpPostSink
 from schemas.alert import Alert, rfc3339
-from schemas.errors import ConfigError, DeliveryError
+from schemas.errors import ConfigError
 
 SUMMARY_MAX = 1024
 DEDUP_KEY_MAX = 255
@@ -48,8 +48,10 @@ def pagerduty_event(alert: Alert, routing_key: str, *, source: str = "spendsentr
             "client": "spendsentry"}
 
 
-class PagerDutySink:
+class PagerDutySink(HttpPostSink):
     """One PagerDuty service (integration/routing key). ``send`` never raises for delivery failures."""
+
+    answered_by = "PagerDuty"
 
     def __init__(
         self,
@@ -68,70 +70,20 @@ class PagerDutySink:
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
             raise ConfigError(f"pagerduty base_url must be http(s)://host: {base_url!r}")
-        self.name = name
-        self.url = base_url.rstrip("/") + "/v2/enqueue"
+        super().__init__(base_url.rstrip("/") + "/v2/enqueue", name=name, client=client, retry=retry,
+                         timeout=timeout, sleep=sleep, clock=clock)
         self._key = routing_key
-        self._retry: RetryPolicy = retry if retry is not None else ExponentialBackoff()
-        self._timeout = timeout
-        self._sleep = sleep
-        self._clock = clock
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        self._closed = False
 
-    async def send(self, alert: Alert) -> DeliveryResult:
-        started = time.perf_counter()
+    def event(self, alert: Alert) -> dict[str, Any]:
+        """The Events v2 body; over ``MAX_BODY`` the bulky details go, not the page."""
         event = pagerduty_event(alert, self._key)
-        body = orjson.dumps(event)
-        if len(body) > MAX_BODY:  # keep the page: drop the bulky details, not the event
+        if len(orjson.dumps(event)) > MAX_BODY:
             event["payload"]["custom_details"] = {"alert_id": alert.alert_id, "note": "details too large"}
-            body = orjson.dumps(event)
-        ref = {"dedup_key": event["dedup_key"], "event_action": event["event_action"]}
-        log: list[dict[str, Any]] = []
-        attempt = 0
-        while True:
-            attempt += 1
-            if self._closed:
-                return self._fail(attempt - 1, started, ref, log, DeliveryError("sink is closed", sink=self.name,
-                                                                                   retryable=False))
-            now = self._clock()
-            sent = time.perf_counter()
-            retry_after = None
-            try:
-                response = await self._client.post(self.url, content=body, timeout=self._timeout,
-                                                   headers={"content-type": "application/json"})
-            except httpx.TransportError as exc:
-                status: int | None = None
-                error = DeliveryError(f"{type(exc).__name__}: {exc}".rstrip(": "), sink=self.name)
-            except httpx.HTTPError as exc:
-                error = DeliveryError(f"{type(exc).__name__}: {exc}", sink=self.name, retryable=False)
-                log.append(DeliveryAttempt(attempt, now, None, time.perf_counter() - sent, str(error)).to_dict())
-                return self._fail(attempt, started, ref, log, error)
-            else:
-                status = response.status_code
-                if 200 <= status <= 299:
-                    log.append(DeliveryAttempt(attempt, now, status, time.perf_counter() - sent).to_dict())
-                    return DeliveryResult(sink=self.name, ok=True, attempts=attempt, status=status,
-                                          latency_s=time.perf_counter() - started, ref=ref, attempts_log=log)
-                retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
-                snippet = response.text[:300].strip()
-                error = DeliveryError(f"PagerDuty answered {status}" + (f": {snippet}" if snippet else ""),
-                                      sink=self.name, status=status, retryable=status == 429 or status >= 500)
-            log.append(DeliveryAttempt(attempt, now, status, time.perf_counter() - sent, str(error)).to_dict())
-            wait = self._retry.delay(attempt, status=status, retry_after=retry_after) if error.retryable else None
-            if wait is None:
-                return self._fail(attempt, started, ref, log, error)
-            await self._sleep(wait)
+        return event
 
-    def _fail(self, attempts: int, started: float, ref: dict[str, str], log: list[dict[str, Any]],
-              error: DeliveryError) -> DeliveryResult:
-        return DeliveryResult(sink=self.name, ok=False, attempts=attempts, status=error.status,
-                              latency_s=time.perf_counter() - started, error=str(error),
-                              permanent=not error.retryable, ref=ref, attempts_log=log)
+    def reference(self, alert: Alert) -> dict[str, str]:
+        event = pagerduty_event(alert, self._key)
+        return {"dedup_key": event["dedup_key"], "event_action": event["event_action"]}
 
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._owns_client:
-            await self._client.aclose()
+    def request(self, alert: Alert, now: float) -> tuple[bytes, dict[str, str]]:
+        return orjson.dumps(self.event(alert)), {"content-type": "application/json"}

@@ -63,13 +63,13 @@ FACTORIES: dict[type, Factory] = {LogSink: log_sink, WebhookSink: webhook_sink, 
 
 
 def discovered_sinks() -> set[type]:
-    """Every class in an ``alerts.sinks`` module that has ``send`` and ``aclose``."""
+    """Every concrete class in an ``alerts.sinks`` module that has ``send`` and ``aclose``."""
     found: set[type] = set()
     for info in pkgutil.iter_modules(alerts.sinks.__path__, "alerts.sinks."):
         module = importlib.import_module(info.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if cls.__module__ == module.__name__ and callable(getattr(cls, "send", None)) \
-                    and callable(getattr(cls, "aclose", None)):
+            if cls.__module__ == module.__name__ and not inspect.isabstract(cls) \
+                    and callable(getattr(cls, "send", None)) and callable(getattr(cls, "aclose", None)):
                 found.add(cls)
     return found
 
