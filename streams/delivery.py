@@ -9,6 +9,7 @@ retry the same delivery.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -110,6 +111,9 @@ class DeliveryService:
         self.waiting = Owned(tables["waiting"], owns, id_of=lambda key: key.rsplit("|", 1)[-1])
         self._routes: dict[str, Route] = {}
         self._restored: set[str] = set()
+        #: "<dest key>|<alert id>" -> set once that firing's delivery has settled (sent, queued or
+        #: given up): a resolve that comes in meanwhile waits for it (see :meth:`_send`)
+        self._settling: dict[str, asyncio.Event] = {}
         self.gate = NotificationGate(sent=JsonTable(tables["sent"]), clock=clock)
         schedule = RetrySchedule(settings.retry_delays, period_s=settings.retry_period_s) if settings.retry_delays \
             else RetrySchedule(period_s=settings.retry_period_s)
@@ -195,12 +199,30 @@ class DeliveryService:
 
     async def _send(self, route: Route, alert: Alert) -> None:
         dest = route.destination
+        slot = f"{dest.key}|{alert.alert_id}"
+        if alert.status == "resolved" and slot in self._settling:
+            # its firing is in its inline retries (another task): until that settles the gate has
+            # no record of it and would drop this resolve; the caller marks it delivered only after
+            await self._settling[slot].wait()
         if self._snoozed(alert) or not self.gate.admit(dest, alert, cooldown_s=route.cooldown_s, record=False):
             return
         if alert.status == "resolved" and self.retries.firing_pending(dest, alert.alert_id) is not None:
             self.retries.queue_behind(alert, dest)  # never resolve before the firing went through
             self.gate.record(dest, alert)
             return
+        if alert.status != "firing":
+            return await self._deliver(route, alert)
+        settled = self._settling[slot] = asyncio.Event()
+        try:
+            await self._deliver(route, alert)
+        finally:
+            if self._settling.get(slot) is settled:  # (an escalation may have started its own meanwhile)
+                del self._settling[slot]
+            settled.set()
+
+    async def _deliver(self, route: Route, alert: Alert) -> None:
+        """Send now; record the outcome (delivered, queued for a retry round, or undeliverable)."""
+        dest = route.destination
         result = await self.send(dest, alert)
         if result.disable and route.subscription_id:
             self.disable(route.subscription_id, result.error or "endpoint gone")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 from alerts.receiver import WebhookReceiver
@@ -87,4 +88,32 @@ async def test_alerts_firing_together_are_grouped_and_survive_a_restart_in_the_w
     assert data["details"]["grouped"] and data["details"]["count"] == 3 and data["key"] == {"service": "bot"}
     assert len(tables["waiting"]) == 0
     await second.aclose()
+    await receiver.stop()
+
+
+async def test_a_resolve_arriving_while_its_firing_is_being_delivered_follows_it() -> None:
+    """The firing is still in its inline retries (another task: the grouping timer) when the
+    resolve comes in: the resolve waits for the firing to settle, then goes out. It was dropped
+    (the once-per-incident gate had no record of the firing yet) before the fix."""
+    receiver = WebhookReceiver(generate_secret())
+    url = await receiver.start()
+    svc = service(webhook_urls=(url,), webhook_secret=receiver.secret)
+    in_flight, release = asyncio.Event(), asyncio.Event()
+    send = svc.send
+
+    async def slow_firing(dest, alert):  # noqa: ANN001, ANN202 - the firing's delivery takes a while
+        if alert.status == "firing":
+            in_flight.set()
+            await release.wait()
+        return await send(dest, alert)
+
+    svc.send = slow_firing  # type: ignore[method-assign]
+    firing = asyncio.create_task(svc.handle([make_alert()]))
+    await in_flight.wait()
+    resolving = asyncio.create_task(svc.handle([make_alert("resolved")]))
+    await asyncio.sleep(0.1)
+    release.set()
+    await asyncio.gather(firing, resolving)
+    assert [r["body"]["type"] for r in receiver.received] == ["spendsentry.alert.firing", "spendsentry.alert.resolved"]
+    await svc.aclose()
     await receiver.stop()
