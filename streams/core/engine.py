@@ -110,16 +110,11 @@ def _digest(event_id: str) -> int:
 
 
 def _key_getter(dims: tuple[str, ...]) -> Callable[[UsageEvent], tuple]:
-    """The key tuple of an event in one family."""
-    return lambda event: tuple(event.dimension(d) or "" for d in dims)
-
-
-def _raw_key_getter(dims: tuple[str, ...]) -> Callable[[UsageEvent], Any]:
-    """What identifies an event's key in one family, as cheaply as it can be read: the field's
-    value itself (no tuple) for a one-field family; used only to look up the family's cache."""
+    """The key tuple of an event in one family (a plain attribute read for one-field families)."""
     if len(dims) == 1 and not dims[0].startswith("tags."):
-        return attrgetter(dims[0])
-    return _key_getter(dims)
+        get = attrgetter(dims[0])
+        return lambda event: (get(event) or "",)
+    return lambda event: tuple(event.dimension(d) or "" for d in dims)
 
 
 class Engine:
@@ -140,10 +135,8 @@ class Engine:
         self._dirty_models: set[KeyState] = set()
         self._size = config.bucket_seconds
         self._families = [tuple(dims) for dims in config.group_bys]
-        #: (family index, dims, key getter, raw key getter, raw key -> state) per family, for the
-        #: per-event loop in :meth:`add`: the raw key saves building a key tuple per event
-        self._family_keys = [(i, dims, _key_getter(dims), _raw_key_getter(dims), {})
-                             for i, dims in enumerate(self._families)]
+        #: (family index, dims, key getter) per family, for the per-event loop in :meth:`add`
+        self._family_keys = [(i, dims, _key_getter(dims)) for i, dims in enumerate(self._families)]
         self.budget_partials = BudgetPartials()
         self._partials: list[Partial] = []
         self.segments = SegmentStore(config.attribution, config.bucket_seconds) if config.attribution else None
@@ -205,12 +198,11 @@ class Engine:
         late = start < self.closed_until
         keys = self.keys
         dirty = self._dirty_windows
-        for family_index, dims, key_of, raw_key_of, by_raw in self._family_keys:
-            raw = raw_key_of(event)
-            state = by_raw.get(raw)
+        for family_index, dims, key_of in self._family_keys:
+            key = key_of(event)
+            state = keys.get((family_index, key))
             if state is None:
-                key = key_of(event)
-                state = by_raw[raw] = keys.get((family_index, key)) or self._new_state(family_index, dims, key)
+                state = self._new_state(family_index, dims, key)
             bucket = None if late else state.open.get(start)
             if family_index == 0 and bucket is not None and digest in bucket.ids:
                 self.counters.duplicates += 1
