@@ -10,16 +10,9 @@ import orjson
 from streams.app import _process_partition
 from streams.config import Settings
 from streams.partitions import PartitionEngines
+from tests.support import ChangelogTable
 
 T0 = 1_795_000_000.0 - 1_795_000_000.0 % 3600
-
-
-class Table:
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-
-    def send_changelog(self, partition: int, key: bytes, value: bytes) -> None:
-        pass
 
 
 def record(offset: int) -> SimpleNamespace:
@@ -61,7 +54,7 @@ class FakeRuntime:
 
 
 def runtime() -> FakeRuntime:
-    tables = [Table() for _ in range(3)]
+    tables = [ChangelogTable() for _ in range(3)]
     return FakeRuntime(PartitionEngines(Settings.from_env({}).engine_config(), None, *tables))  # type: ignore[arg-type]
 
 

@@ -8,16 +8,9 @@ import pytest
 from schemas.errors import ConfigError
 from streams.config import Settings
 from streams.partitions import PartitionEngines
+from tests.support import ChangelogTable
 
 T0 = 1_795_000_000.0 - 1_795_000_000.0 % 3600
-
-
-class Table:
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-
-    def send_changelog(self, partition: int, key: bytes, value: bytes) -> None:
-        pass
 
 
 def test_settings_from_env() -> None:
@@ -35,7 +28,7 @@ def test_settings_from_env() -> None:
 
 def test_segments_and_bills_restore_after_restart() -> None:
     config = Settings.from_env({"SPENDSENTRY_REQUIRED_TAGS": "team"}).engine_config()
-    tables = [Table() for _ in range(4)]
+    tables = [ChangelogTable() for _ in range(4)]
     engines = PartitionEngines(config, None, *tables[:3], segments=tables[3])  # type: ignore[arg-type]
     engine = engines.get(0)
     engine.ingest(orjson.dumps([

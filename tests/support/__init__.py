@@ -1,4 +1,5 @@
-"""Shared test helpers: an alert factory, a recording sleep, and (in ``slack_api``) a Slack look-alike server."""
+"""Shared test helpers: an alert factory, a recording sleep, an in-memory changelog table, and
+(in ``slack_api``) a Slack look-alike server."""
 
 from __future__ import annotations
 
@@ -51,3 +52,14 @@ def dead_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class ChangelogTable:
+    """What :class:`streams.partitions.PartitionEngines` needs of a Faust table: ``data`` and a
+    changelog send (dropped here)."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+
+    def send_changelog(self, partition: int, key: bytes, value: bytes) -> None:
+        pass
