@@ -22,7 +22,6 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from alerts.slack_blocks import ACTION_STATES
 from alerts.slack_interactivity import SNOOZE_S
@@ -31,6 +30,7 @@ from schemas.budget import Budget
 from schemas.subscription import Destination
 from schemas.usage import UsageEvent
 from streams.config import Settings
+from streams.consumer import App
 from streams.core.budgets import BudgetBook, Partial, load_budgets_file
 from streams.core.engine import ALERT_TYPE, CONTROL, Counters, DeadLetter, Pricer
 from streams.ingest import Normalizer
@@ -157,40 +157,6 @@ class Runtime:
                     lag[tp.partition] = max(0, highwater - 1 - self.engines.offsets.get(tp.partition, -1))
         return lag
 
-    async def fold_skipped(self, partition: int, start: int, end: int) -> None:
-        """Fold the records ``start`` to ``end - 1`` of a usage partition, read from the broker.
-
-        The agent can be handed a partition's records with a hole in them: when a fetch returns
-        records of a partition Faust holds paused during table recovery, Faust drops them, and its
-        seek to the committed offsets afterwards does not rewind a partition that has no committed
-        offset yet (aiokafka seeks only offsets > 0), so the dropped records never come back.
-        A partition's records are counted in offset order, so the hole is read here instead.
-        """
-        engine = self.engines.get(partition)
-        tp = TopicPartition(self.settings.usage_topic, partition)
-        reader = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False,
-                                  **self.settings.kafka_security.client_options())
-        await reader.start()
-        try:
-            reader.assign([tp])
-            first = max(start, (await reader.beginning_offsets([tp]))[tp])
-            if start > 0 and first > start:
-                log.warning("partition %d: offsets %d-%d were deleted (retention) before they were counted",
-                            partition, start, first - 1)
-            if first >= end:
-                return
-            log.warning("partition %d: the consumer skipped offsets %d-%d; reading them from the broker",
-                        partition, first, end - 1)
-            reader.seek(tp, first)
-            while await reader.position(tp) < end:
-                for record in (await reader.getmany(tp, timeout_ms=1000)).get(tp, []):
-                    if record.offset >= end:
-                        return
-                    for dead in engine.ingest(record.value):
-                        await self.send_dead(dead, record)
-        finally:
-            await reader.stop()
-
     def ensure_engines(self) -> None:
         """Restore the engine of every assigned usage partition once tables are recovered,
         so a restarted worker shows its state and closes idle buckets before new events come."""
@@ -307,7 +273,7 @@ def _global_table(app: faust.App, name: str, partitions: int) -> faust.GlobalTab
 
 def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
     """Build the app with its agents, timer and web pages."""
-    app = faust.App(
+    app = App(
         settings.app_id,
         broker=settings.broker,
         store="memory://",
@@ -407,16 +373,11 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
             runtime.ensure_engines()
             runtime.refresh_budgets()
             now = time.monotonic()
-            lag = runtime.consumer_lag()
             for partition, engine in list(engines.engines.items()):
                 quiet = now - engines.last_input[partition]
                 if quiet < runtime.settings.idle_close_s:
                     continue
                 engines.last_input[partition] = now
-                if lag.get(partition):  # quiet yet behind the broker: the skipped records were its last ones
-                    end = engines.offsets[partition] + 1 + lag[partition]
-                    await runtime.fold_skipped(partition, engines.offsets[partition] + 1, end)
-                    engines.offsets[partition] = end - 1
                 engine.idle(quiet)
                 await runtime.publish(engine.drain_alerts())
                 await runtime.send_partials(engine.drain_partials())
@@ -445,8 +406,6 @@ async def _process_partition(runtime: Runtime, partition: int, batch: list[Any],
         message = event.message
         if message.offset <= last:
             continue  # already folded: into the restored snapshot, or earlier in this batch
-        if message.offset > last + 1:  # records the consumer skipped (see Runtime.fold_skipped)
-            await runtime.fold_skipped(partition, last + 1, message.offset)
         last = message.offset
         for dead in engine.ingest(message.value):
             await runtime.send_dead(dead, message)

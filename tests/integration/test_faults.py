@@ -15,11 +15,6 @@ import orjson
 import pytest
 
 from alerts.receiver import WebhookReceiver
-from streams.app import create_app
-from streams.config import Settings
-from streams.core.pricing import PriceCatalogue
-from streams.demo import delete_topics
-from streams.localkafka import ensure_topics_async
 from tests.integration.conftest import eventually
 from tests.integration.test_pipeline import BURST, T0, history, produce
 from tests.support.pagerduty_api import PagerDutyAPIServer
@@ -115,26 +110,6 @@ async def test_sigkill_during_a_burst(make_worker, receiver, slack_api, broker, 
     assert {a["alert_id"] for a in firing} == {a["alert_id"] for a in webhooks(receiver, "resolved")}
     await eventually(lambda: slack_api.calls_to("chat.update"), timeout=60, message="the Slack resolution")
     assert_no_double_delivery(receiver, slack_api)
-
-
-async def test_records_the_consumer_skipped_are_read_from_the_broker(broker, topic_prefix, tmp_path):
-    """Faust can drop a fetch of a partition it holds paused during table recovery and, with no
-    committed offset to seek back to, go on after it: the worker reads such a hole from the broker."""
-    settings = Settings.from_env({"SPENDSENTRY_BROKER": f"kafka://{broker}", "SPENDSENTRY_TOPIC_PREFIX": topic_prefix,
-                                  "SPENDSENTRY_APP_ID": topic_prefix, "SPENDSENTRY_PARTITIONS": "1",
-                                  "SPENDSENTRY_DATA_DIR": str(tmp_path)})
-    await ensure_topics_async(broker, {settings.usage_topic: 1})
-    try:
-        events = history(0, 30)
-        await produce(broker, topic_prefix, events, batch=50)
-        messages = sum(-(-n // 50) for n in Counter(e["model"] for e in events).values())  # arrays of 50 per key
-        _, runtime = create_app(settings, PriceCatalogue.load(settings.prices_file))
-        await runtime.fold_skipped(0, 0, messages // 2)
-        assert 0 < runtime.engines.get(0).counters.events < len(events)
-        await runtime.fold_skipped(0, messages // 2, messages)
-        assert runtime.engines.get(0).counters.events == len(events)
-    finally:
-        await delete_topics(broker, (topic_prefix,))
 
 
 LAST_COUNT: dict[int, int] = {}

@@ -1,0 +1,54 @@
+"""The Faust app class the worker runs: faust.App with one fix to its Kafka consumer.
+
+Faust drops the records a fetch returns for a stream partition it holds paused during table
+recovery (aiokafka can hand them out while Faust's active-partition set is momentarily empty) and
+relies on its seek to the committed offsets after recovery to read them again. aiokafka's
+``seek_to_committed`` seeks only offsets > 0, so a partition with no committed offset yet (a
+worker killed before its first commit on it) was left after the dropped records: the restarted
+worker never saw them. :class:`RewindingConsumer` seeks such a stream partition to its beginning,
+which is where ``auto_offset_reset=earliest`` would have started it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import faust
+from faust.transport import by_url
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP
+from faust.types.transports import TransportT
+
+log = logging.getLogger("spendsentry.streams")
+
+
+class RewindingConsumer(aiokafka_driver.Consumer):
+    """Seeks stream partitions that have no committed offset to their beginning, not nowhere."""
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed = await super().seek_to_committed()
+        if self.app.conf.consumer_auto_offset_reset != "earliest":
+            return committed
+        changelogs = self.app.tables.changelog_topics  # recovery reads these from where it wants
+        fresh = [tp for tp, offset in committed.items()
+                 if tp.topic not in changelogs and not (offset is not None and offset > 0)]
+        if fresh:
+            for tp, offset in (await self.earliest_offsets(*fresh)).items():
+                log.debug("%s has no committed offset: reading it from its beginning (%d)", tp, offset)
+                await self.seek(tp, offset)
+        return committed
+
+
+class Transport(aiokafka_driver.Transport):
+    Consumer = RewindingConsumer
+
+
+class App(faust.App):
+    """faust.App whose Kafka consumer is :class:`RewindingConsumer`."""
+
+    def _new_transport(self) -> TransportT:
+        transport = by_url(self.conf.broker_consumer[0])
+        if transport is aiokafka_driver.Transport:
+            transport = Transport
+        return transport(self.conf.broker_consumer, self)
