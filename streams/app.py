@@ -82,6 +82,8 @@ class Runtime:
         self.budgets: list[Budget] = []
         self.budget_version = 0
         self._trackers_loaded: set[str] = set()
+        #: budget id -> offset of the last budget-spend record its tracker applied (snapshotted with it)
+        self._tracker_offsets: dict[str, int] = {}
         self.engines = PartitionEngines(settings.engine_config(), pricer, self.windows, self.models, self.meta,
                                         segments=self.segments)
         self.deadletters = 0
@@ -147,6 +149,12 @@ class Runtime:
                 self.retired.add(engine.counters)
         self.engines.drop(partitions)
 
+    def reload_trackers(self) -> None:
+        """Budget-spend partitions moved: read each tracker back from its snapshot before its next
+        record (another worker may have applied records to it meanwhile)."""
+        self._trackers_loaded.clear()
+        self._tracker_offsets.clear()
+
     def consumer_lag(self) -> dict[int, int]:
         """Messages not yet processed per assigned usage partition."""
         lag = {}
@@ -190,21 +198,34 @@ class Runtime:
         for partial in partials:
             await self.budget_spend_topic.send(key=partial.budget_id.encode(), value=orjson.dumps(partial.to_dict()))
 
-    async def track_budgets(self, partition: int, partials: list[Partial]) -> None:
-        """Apply one partition's partials to the budget trackers; persist and publish what changed."""
+    async def track_budgets(self, partition: int, partials: list[tuple[int, Partial]]) -> None:
+        """Apply one budget-spend partition's ``(offset, partial)`` records to the budget trackers;
+        persist and publish what changed.
+
+        Each tracker is snapshotted with the offset of the last record it applied, so records
+        replayed after a crash (applied and snapshotted, not yet committed) are not counted twice.
+        """
         book = self.budget_book
-        for budget_id in {p.budget_id for p in partials} - self._trackers_loaded:
+        for budget_id in {p.budget_id for _, p in partials} - self._trackers_loaded:
             blob = self.trackers.data.get(f"{partition}|{budget_id}".encode())
             tracker = book.trackers.get(budget_id)
             if blob and tracker is not None:
-                restored = pickle.loads(blob)
+                applied, restored = pickle.loads(blob)
                 if restored.budget == tracker.budget:
                     book.trackers[budget_id] = restored
+                    self._tracker_offsets[budget_id] = applied
             self._trackers_loaded.add(budget_id)
-        await self.publish(book.apply(partials))
-        for budget_id in {p.budget_id for p in partials} & set(book.trackers):
+        applied_to = self._tracker_offsets
+        fresh: list[Partial] = []
+        for offset, partial in partials:
+            if offset > applied_to.get(partial.budget_id, -1):
+                applied_to[partial.budget_id] = offset
+                fresh.append(partial)
+        await self.publish(book.apply(fresh))
+        for budget_id in {p.budget_id for p in fresh} & set(book.trackers):
             tracker = book.trackers[budget_id]
-            persist(self.trackers, partition, f"{partition}|{budget_id}".encode(), pickle.dumps(tracker))
+            persist(self.trackers, partition, f"{partition}|{budget_id}".encode(),
+                    pickle.dumps((applied_to[budget_id], tracker)))
             self.budget_state[budget_id] = tracker.state()
 
     def budget_view(self, budget: Budget) -> dict[str, Any]:
@@ -347,9 +368,10 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
     async def track_budgets(stream: faust.StreamT) -> None:
         async for events in stream.take_events(1000, within=0.2):
             runtime.refresh_budgets()
-            by_partition: dict[int, list[Partial]] = defaultdict(list)
+            by_partition: dict[int, list[tuple[int, Partial]]] = defaultdict(list)
             for event in events:
-                by_partition[event.message.partition].append(Partial(**orjson.loads(event.value)))
+                message = event.message
+                by_partition[message.partition].append((message.offset, Partial(**orjson.loads(event.value))))
             for partition, partials in by_partition.items():
                 await runtime.track_budgets(partition, partials)
 
@@ -389,6 +411,8 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
         async with runtime.lock:
             await flush_held()  # Faust waits for these acks before it hands the partitions over
         runtime.drop_partitions({tp.partition for tp in revoked if tp.topic == settings.usage_topic})
+        if any(tp.topic == settings.budget_spend_topic for tp in revoked):
+            runtime.reload_trackers()
 
     from streams.gpu_agent import register_gpu
 

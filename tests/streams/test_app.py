@@ -1,4 +1,5 @@
-"""The usage agent's per-partition fold: every offset counted once, in order."""
+"""The worker's per-partition folds: every usage offset counted once, in order; every budget-spend
+record applied to its tracker once, also when replayed after a crash."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from typing import Any
 
 import orjson
 
-from streams.app import _process_partition
+from schemas.budget import Budget
+from streams.app import _process_partition, create_app
 from streams.config import Settings
+from streams.core.budgets import Partial
+from streams.core.pricing import PriceCatalogue
 from streams.partitions import PartitionEngines
 from tests.support import ChangelogTable
 
@@ -76,3 +80,37 @@ async def test_snapshot_and_redelivered_offsets_are_not_counted_again() -> None:
     await _process_partition(restarted, 0, events(1, 2, 3, 4, 3, 4, 5), persist=False)
     assert counted(restarted) == 6 and restarted.engines.offsets[0] == 5
     assert restarted.engines.get(0).counters.duplicates == 0  # skipped by offset, not ingested twice
+
+
+def budget_runtime(tmp_path: Any, trackers: ChangelogTable) -> Any:
+    settings = Settings.from_env({"SPENDSENTRY_DATA_DIR": str(tmp_path)})
+    _, rt = create_app(settings, PriceCatalogue.load(settings.prices_file))
+    rt.trackers, rt.budget_state = trackers, {}
+    rt.published = []
+
+    async def publish(alerts: list) -> None:
+        rt.published += alerts
+
+    rt.publish = publish
+    rt.budget_book.set_budgets([Budget.from_dict({"id": "bud_gpt4omonth", "name": "gpt", "amount_usd": 100.0,
+                                                  "period": "month", "match": {"model": "gpt-4o"}})])
+    return rt
+
+
+def spend(minute: int, cost: float) -> Partial:
+    return Partial("bud_gpt4omonth", T0 + 60 * minute, cost, closed_until=T0 + 60 * (minute + 1))
+
+
+async def test_budget_spend_replayed_after_a_crash_is_counted_once(tmp_path) -> None:
+    trackers = ChangelogTable()
+    first = budget_runtime(tmp_path, trackers)
+    await first.track_budgets(0, [(0, spend(0, 10.0)), (1, spend(1, 5.0))])
+    assert first.budget_state["bud_gpt4omonth"]["spent_usd"] == 15.0
+    # killed after the tracker's snapshot, before the offsets were committed: the restarted worker
+    # gets records 0-1 again, then new ones; a redelivery within a batch is skipped too
+    restarted = budget_runtime(tmp_path, trackers)
+    await restarted.track_budgets(0, [(0, spend(0, 10.0)), (1, spend(1, 5.0)), (2, spend(2, 1.0)), (2, spend(2, 1.0))])
+    assert restarted.budget_state["bud_gpt4omonth"]["spent_usd"] == 16.0
+    restarted.reload_trackers()  # the partition moved away and back: read from the snapshot again
+    await restarted.track_budgets(0, [(2, spend(2, 1.0)), (3, spend(3, 2.0))])
+    assert restarted.budget_state["bud_gpt4omonth"]["spent_usd"] == 18.0
