@@ -86,10 +86,9 @@ def budget_runtime(tmp_path: Any, trackers: ChangelogTable) -> Any:
     settings = Settings.from_env({"SPENDSENTRY_DATA_DIR": str(tmp_path)})
     _, rt = create_app(settings, PriceCatalogue.load(settings.prices_file))
     rt.trackers, rt.budget_state = trackers, {}
-    rt.published = []
 
     async def publish(alerts: list) -> None:
-        rt.published += alerts
+        pass
 
     rt.publish = publish
     rt.budget_book.set_budgets([Budget.from_dict({"id": "bud_gpt4omonth", "name": "gpt", "amount_usd": 100.0,
