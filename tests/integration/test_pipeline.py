@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from collections import Counter
@@ -138,3 +139,29 @@ async def test_killed_worker_resumes_without_double_counting(make_worker, receiv
     ids = Counter((r["body"]["data"]["alert_id"], r["body"]["type"]) for r in receiver.received)
     assert all(count == 1 for count in ids.values())
     assert {r["body"]["data"]["key"]["model"] for r in receiver.received} == {"gpt-4o"}
+
+
+async def test_sigterm_while_events_flow_stops_the_worker_with_its_snapshot_written(make_worker, broker, topic_prefix):
+    """A worker asked to stop (SIGTERM: Ctrl-C, docker stop, a rollout) while it processes events
+    snapshots what it counted, acks it and exits by itself; its successor counts every event once."""
+    first = make_worker().start()
+    await first.ready()
+    events = history(0, 200)
+    await produce(broker, topic_prefix, events, batch=1)  # ~27k messages: still being read at the signal
+
+    async def counted(worker) -> int:
+        return sum(k["events"] for k in (await worker.get("/v1/spend"))["keys"])
+
+    await eventually(lambda: counted(first), message="events being processed")
+    assert first.process is not None
+    first.process.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(first.process.wait, 60)  # Faust waits for every event to be acked
+    assert "Waiting for tasks" not in first.log_path.read_text(errors="replace")
+    second = make_worker().start()
+    await second.ready()
+    await eventually(lambda: _all_counted(second, len(events)), timeout=120, message="every event counted once")
+
+
+async def _all_counted(worker, n: int) -> bool:
+    spend = await worker.get("/v1/spend")
+    return sum(k["events"] for k in spend["keys"]) == n
