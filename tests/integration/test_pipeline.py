@@ -141,7 +141,7 @@ async def test_killed_worker_resumes_without_double_counting(make_worker, receiv
     assert {r["body"]["data"]["key"]["model"] for r in receiver.received} == {"gpt-4o"}
 
 
-async def test_sigterm_while_events_flow_stops_the_worker_with_its_snapshot_written(make_worker, broker, topic_prefix):
+async def test_sigterm_while_events_flow_stops_the_worker_promptly_and_loses_nothing(make_worker, broker, topic_prefix):
     """A worker asked to stop (SIGTERM: Ctrl-C, docker stop, a rollout) while it processes events
     snapshots what it counted, acks it and exits by itself; its successor counts every event once."""
     first = make_worker().start()
