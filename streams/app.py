@@ -96,6 +96,9 @@ class Runtime:
         self.normalize: Normalizer | None = None
         #: the agent and the idle timer both drive engines; batches must not interleave
         self.lock = asyncio.Lock()
+        #: (topic, partition) revoked and not assigned again: a batch of one of them that was
+        #: already taken is dropped (its new owner reads it), so no state is written for it here
+        self.revoked: set[tuple[str, int]] = set()
 
     async def send_dead(self, dead: DeadLetter, message: Any) -> None:
         """Dead-letter record: the original bytes as value, the reason and origin in headers."""
@@ -149,6 +152,9 @@ class Runtime:
                 self.retired.add(engine.counters)
         self.engines.drop(partitions)
 
+    def owns(self, topic: str, partition: int) -> bool:
+        return (topic, partition) not in self.revoked
+
     def reload_trackers(self) -> None:
         """Budget-spend partitions moved: read each tracker back from its snapshot before its next
         record (another worker may have applied records to it meanwhile)."""
@@ -171,7 +177,7 @@ class Runtime:
         if not self.app.tables.recovery.completed.is_set() or self.app.rebalancing:
             return
         for tp in self.app.consumer.assignment():
-            if tp.topic == self.settings.usage_topic:
+            if tp.topic == self.settings.usage_topic and self.owns(tp.topic, tp.partition):
                 self.engines.get(tp.partition)
 
     # -- budgets ---------------------------------------------------------------------------
@@ -331,6 +337,8 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
                 by_partition[event.message.partition].append(event)
             async with runtime.lock:
                 for partition, batch in by_partition.items():
+                    if not runtime.owns(settings.usage_topic, partition):
+                        continue
                     await _process_partition(runtime, partition, batch, persist=False)
                     engine = runtime.engines.engines[partition]
                     if partition not in held or held[partition][0] is not engine:
@@ -377,7 +385,8 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
                 message = event.message
                 by_partition[message.partition].append((message.offset, Partial(**orjson.loads(event.value))))
             for partition, partials in by_partition.items():
-                await runtime.track_budgets(partition, partials)
+                if runtime.owns(settings.budget_spend_topic, partition):
+                    await runtime.track_budgets(partition, partials)
 
     @app.timer(interval=1.0)
     async def retry_deliveries() -> None:
@@ -420,10 +429,15 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set, **_: Any) -> None:
         async with runtime.lock:
-            await flush_held()  # Faust waits for these acks before it hands the partitions over
-        runtime.drop_partitions({tp.partition for tp in revoked if tp.topic == settings.usage_topic})
+            await flush_held()  # snapshot and ack what was counted before the partitions move
+            runtime.revoked |= {(tp.topic, tp.partition) for tp in revoked}
+            runtime.drop_partitions({tp.partition for tp in revoked if tp.topic == settings.usage_topic})
         if any(tp.topic == settings.budget_spend_topic for tp in revoked):
             runtime.reload_trackers()
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: set, **_: Any) -> None:
+        runtime.revoked -= {(tp.topic, tp.partition) for tp in assigned}
 
     from streams.gpu_agent import register_gpu
 

@@ -105,6 +105,8 @@ def register_gpu(app: faust.App, runtime: Runtime) -> GpuRuntime:
             for event in events:
                 by_partition[event.message.partition].append(event.message)
             for partition, messages in by_partition.items():
+                if not runtime.owns(settings.gpu_topic, partition):
+                    continue  # revoked while the batch was taken: its new owner reads it
                 ledger = gpu.ledger(partition)
                 alerts = []
                 for message in messages:

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
+from faust.types import TP
 
 from schemas.budget import Budget
 from streams.app import _process_partition, create_app
@@ -113,3 +114,16 @@ async def test_budget_spend_replayed_after_a_crash_is_counted_once(tmp_path) -> 
     restarted.reload_trackers()  # the partition moved away and back: read from the snapshot again
     await restarted.track_budgets(0, [(2, spend(2, 1.0)), (3, spend(3, 2.0))])
     assert restarted.budget_state["bud_gpt4omonth"]["spent_usd"] == 18.0
+
+
+async def test_a_revoked_partition_is_not_processed_until_assigned_again(tmp_path) -> None:
+    """After a revoke the worker holds no engine for the partition and its agents skip batches
+    of it (``Runtime.owns``) until it is assigned again, so it writes no state for it meanwhile."""
+    settings = Settings.from_env({"SPENDSENTRY_DATA_DIR": str(tmp_path)})
+    app, rt = create_app(settings, PriceCatalogue.load(settings.prices_file))
+    moved, kept = TP(settings.usage_topic, 1), TP(settings.usage_topic, 0)
+    rt.engines.get(1)
+    await app.on_partitions_revoked.send({moved})
+    assert not rt.owns(moved.topic, 1) and rt.owns(kept.topic, 0) and 1 not in rt.engines.engines
+    await app.on_partitions_assigned.send({moved, kept})
+    assert rt.owns(moved.topic, 1)
