@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
 from collections import Counter
@@ -10,7 +11,7 @@ from dataclasses import replace
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.produce import UsageProducer
 from streams.traffic import DEFAULT_MODELS, Burst, TrafficGenerator
@@ -143,7 +144,8 @@ async def test_killed_worker_resumes_without_double_counting(make_worker, receiv
 
 async def test_sigterm_while_events_flow_stops_the_worker_promptly_and_loses_nothing(make_worker, broker, topic_prefix):
     """A worker asked to stop (SIGTERM: Ctrl-C, docker stop, a rollout) while it processes events
-    snapshots what it counted, acks it and exits by itself; its successor counts every event once."""
+    snapshots what it counted, commits offsets that agree with that snapshot and exits by itself;
+    its successor resumes right after the snapshot and counts every event once."""
     first = make_worker().start()
     await first.ready()
     events = history(0, 200)
@@ -157,9 +159,18 @@ async def test_sigterm_while_events_flow_stops_the_worker_promptly_and_loses_not
     first.process.send_signal(signal.SIGTERM)
     await asyncio.to_thread(first.process.wait, 60)  # Faust waits for every event to be acked
     assert "Waiting for tasks" not in first.log_path.read_text(errors="replace")
+    group = AIOKafkaConsumer(bootstrap_servers=broker, group_id=topic_prefix, enable_auto_commit=False)
+    await group.start()
+    try:
+        committed = {p: await group.committed(TopicPartition(f"{topic_prefix}.usage", p)) for p in range(4)}
+    finally:
+        await group.stop()
     second = make_worker().start()
     await second.ready()
     await eventually(lambda: _all_counted(second, len(events)), timeout=120, message="every event counted once")
+    resumed = {int(p): int(offset) + 1 for p, offset in
+               re.findall(r"partition (\d+): restored \d+ keys, resuming after offset (\d+)", second.log_path.read_text())}
+    assert resumed and resumed == {p: c for p, c in committed.items() if c}, (resumed, committed)
 
 
 async def _all_counted(worker, n: int) -> bool:
