@@ -81,8 +81,8 @@ class Runtime:
         self._budgets_seen: tuple | None = None
         self.budgets: list[Budget] = []
         self.budget_version = 0
-        self._trackers_loaded: set[str] = set()
-        #: budget id -> offset of the last budget-spend record its tracker applied (snapshotted with it)
+        #: budget id -> offset of the last budget-spend record its tracker applied (snapshotted with
+        #: it; -1 for none): a budget is here once its tracker was read back from its snapshot
         self._tracker_offsets: dict[str, int] = {}
         self.engines = PartitionEngines(settings.engine_config(), pricer, self.windows, self.models, self.meta,
                                         segments=self.segments)
@@ -158,7 +158,6 @@ class Runtime:
     def reload_trackers(self) -> None:
         """Budget-spend partitions moved: read each tracker back from its snapshot before its next
         record (another worker may have applied records to it meanwhile)."""
-        self._trackers_loaded.clear()
         self._tracker_offsets.clear()
 
     def consumer_lag(self) -> dict[int, int]:
@@ -195,7 +194,8 @@ class Runtime:
             self.budget_version += 1
             self.budgets = [Budget.from_dict(v) for v in self.budgets_store.values()]
             self.budget_book.set_budgets(self.budgets)
-            self._trackers_loaded &= set(self.budget_book.trackers)
+            for budget_id in set(self._tracker_offsets) - set(self.budget_book.trackers):
+                del self._tracker_offsets[budget_id]  # deleted: read back again if it comes back
         for engine in self.engines.engines.values():
             if engine.budget_partials.version != self.budget_version:
                 engine.budget_partials.set_budgets(self.budgets, self.budget_version)
@@ -212,23 +212,21 @@ class Runtime:
         replayed after a crash (applied and snapshotted, not yet committed) are not counted twice.
         """
         book = self.budget_book
-        for budget_id in {p.budget_id for _, p in partials} - self._trackers_loaded:
-            blob = self.trackers.data.get(f"{partition}|{budget_id}".encode())
-            tracker = book.trackers.get(budget_id)
-            if blob and tracker is not None:
-                applied, restored = pickle.loads(blob)
-                if restored.budget == tracker.budget:
-                    book.trackers[budget_id] = restored
-                    self._tracker_offsets[budget_id] = applied
-            self._trackers_loaded.add(budget_id)
         applied_to = self._tracker_offsets
+        for budget_id in {p.budget_id for _, p in partials} & set(book.trackers) - set(applied_to):
+            blob = self.trackers.data.get(f"{partition}|{budget_id}".encode())
+            applied_to[budget_id] = -1
+            if blob:
+                applied, restored = pickle.loads(blob)
+                if restored.budget == book.trackers[budget_id].budget:
+                    book.trackers[budget_id], applied_to[budget_id] = restored, applied
         fresh: list[Partial] = []
         for offset, partial in partials:
-            if offset > applied_to.get(partial.budget_id, -1):
+            if partial.budget_id in applied_to and offset > applied_to[partial.budget_id]:
                 applied_to[partial.budget_id] = offset
                 fresh.append(partial)
         await self.publish(book.apply(fresh))
-        for budget_id in {p.budget_id for p in fresh} & set(book.trackers):
+        for budget_id in {p.budget_id for p in fresh}:
             tracker = book.trackers[budget_id]
             persist(self.trackers, partition, f"{partition}|{budget_id}".encode(),
                     pickle.dumps((applied_to[budget_id], tracker)))
