@@ -16,7 +16,7 @@ import pytest
 
 from alerts.receiver import WebhookReceiver
 from tests.integration.conftest import eventually
-from tests.integration.test_pipeline import BURST, T0, history, produce
+from tests.integration.test_pipeline import BURST, T0, history, produce, total_events
 from tests.support.pagerduty_api import PagerDutyAPIServer
 from tests.support.slack_api import SlackAPIServer
 
@@ -56,11 +56,6 @@ def assert_no_double_delivery(receiver: WebhookReceiver, slack: SlackAPIServer) 
             assert len(ids) == 1, call.args
             top_level[ids.pop()] += 1
     assert all(n == 1 for n in top_level.values()), top_level
-
-
-async def total_events(worker) -> int:
-    spend = await worker.get("/v1/spend")
-    return sum(k["events"] for k in spend["keys"])
 
 
 @pytest.mark.parametrize("kill_point", ["burst_bucket_open", "firing_in_delivery", "after_firing_delivered"])

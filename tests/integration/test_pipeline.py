@@ -34,6 +34,16 @@ async def produce(broker: str, prefix: str, events: list[dict], batch: int = 1) 
         await producer.send_events(events, batch=batch)
 
 
+async def total_events(worker) -> int:
+    """Events the worker's keys have counted (``GET /v1/spend``)."""
+    spend = await worker.get("/v1/spend")
+    return sum(k["events"] for k in spend["keys"])
+
+
+async def counted(worker, n: int) -> bool:
+    return await total_events(worker) == n
+
+
 async def test_burst_reaches_signed_webhook_and_slack(make_worker, receiver, slack_api, broker, topic_prefix):
     """Three hours of history then a 10x burst on gpt-4o: one signed firing webhook, one Slack post."""
     worker = make_worker(SPENDSENTRY_WEBHOOK_URLS=receiver.url, SPENDSENTRY_WEBHOOK_SECRET=receiver.secret,
@@ -88,11 +98,11 @@ async def test_malformed_messages_go_to_dead_letter_and_good_ones_flow(make_work
         await producer.send_events(good)
         await producer.flush()
 
-    async def counted():
+    async def all_good_counted():
         spend = await worker.get("/v1/spend")
         return spend["counters"]["events"] == len(good) + 1 and spend
 
-    spend = await eventually(counted, message="all good events counted")
+    spend = await eventually(all_good_counted, message="all good events counted")
     assert spend["counters"]["invalid"] == 4 and spend["counters"]["deadletters"] == 4
 
     consumer = AIOKafkaConsumer(f"{topic_prefix}.deadletter", bootstrap_servers=broker, auto_offset_reset="earliest")
@@ -125,16 +135,12 @@ async def test_killed_worker_resumes_without_double_counting(make_worker, receiv
     part1, part2 = history(0, 120), history(120, 200)
     await produce(broker, topic_prefix, part1, batch=20)
 
-    async def processed(worker, n):
-        spend = await worker.get("/v1/spend")
-        return sum(k["events"] for k in spend["keys"]) == n
-
-    await eventually(lambda: processed(first, len(part1)), message="part 1 processed")
+    await eventually(lambda: counted(first, len(part1)), message="part 1 processed")
     first.kill(signal.SIGKILL)
     second = make_worker(**env).start()
     await second.ready()
     await produce(broker, topic_prefix, part2, batch=20)
-    await eventually(lambda: processed(second, len(part1) + len(part2)), timeout=90, message="all events, once")
+    await eventually(lambda: counted(second, len(part1) + len(part2)), timeout=90, message="all events, once")
     await eventually(lambda: any(r["body"]["type"] == "spendsentry.alert.firing" for r in receiver.received),
                      message="the burst alert after restart")
     ids = Counter((r["body"]["data"]["alert_id"], r["body"]["type"]) for r in receiver.received)
@@ -150,11 +156,7 @@ async def test_sigterm_while_events_flow_stops_the_worker_promptly_and_loses_not
     await first.ready()
     events = history(0, 200)
     await produce(broker, topic_prefix, events, batch=1)  # ~27k messages: still being read at the signal
-
-    async def counted(worker) -> int:
-        return sum(k["events"] for k in (await worker.get("/v1/spend"))["keys"])
-
-    await eventually(lambda: counted(first), message="events being processed")
+    await eventually(lambda: total_events(first), message="events being processed")
     assert first.process is not None
     first.process.send_signal(signal.SIGTERM)
     await asyncio.to_thread(first.process.wait, 60)  # Faust waits for every event to be acked
@@ -167,12 +169,7 @@ async def test_sigterm_while_events_flow_stops_the_worker_promptly_and_loses_not
         await group.stop()
     second = make_worker().start()
     await second.ready()
-    await eventually(lambda: _all_counted(second, len(events)), timeout=120, message="every event counted once")
+    await eventually(lambda: counted(second, len(events)), timeout=120, message="every event counted once")
     resumed = {int(p): int(offset) + 1 for p, offset in
                re.findall(r"partition (\d+): restored \d+ keys, resuming after offset (\d+)", second.log_path.read_text())}
     assert resumed and resumed == {p: c for p, c in committed.items() if c}, (resumed, committed)
-
-
-async def _all_counted(worker, n: int) -> bool:
-    spend = await worker.get("/v1/spend")
-    return sum(k["events"] for k in spend["keys"]) == n
