@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from alerts.base import DeliveryResult, Sink
+from alerts.sink_protocol import DeliveryResult, Sink
 from schemas.alert import Alert, rfc3339
 from schemas.errors import ConfigError
 from schemas.subscription import Destination

@@ -11,7 +11,7 @@ import asyncio
 
 import httpx
 
-from alerts.base import Sink
+from alerts.sink_protocol import Sink
 from alerts.retry import RetryPolicy, Sleep
 from alerts.sinks.pagerduty import PagerDutySink
 from alerts.sinks.slack import ChannelPacer, SlackRefs, SlackSink

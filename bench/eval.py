@@ -4,7 +4,7 @@
    (the real engine and incident lifecycle) once per detector candidate; alerts scored per anomaly
    kind (recall, detection delay from anomaly start to ``triggered_at``), precision and false alerts
    per model-day over the post-warm-up period.
-2. ``--nab``: the NAB corpus through the ``--series`` code path (streams/series.py), scored with
+2. ``--nab``: the NAB corpus through the ``--series`` code path (streams/cli/score_series.py), scored with
    /work/shared/bench/nab_score.py (standard, low-FP, low-FN).
 3. ``--throughput``: events/s of ``backtest`` on un-batched traffic (one event per call).
 """
@@ -26,7 +26,7 @@ import orjson
 from bench.candidates import CANDIDATES, DEFAULT
 from bench.scenario import MODELS, Scenario
 from bench.score import score
-from streams.backtest import backtest
+from streams.cli.backtest import backtest
 from streams.core.engine import EngineConfig
 from streams.core.pricing import PriceCatalogue
 
@@ -122,7 +122,7 @@ def table(results: dict[str, dict]) -> str:
 
 
 def run_nab(out_dir: Path) -> str:
-    from streams.series import score_series_file
+    from streams.cli.score_series import score_series_file
 
     data = NAB_DIR / "data"
     started = time.perf_counter()
@@ -139,7 +139,7 @@ def run_nab(out_dir: Path) -> str:
 
 
 def throughput(minutes: int = 60) -> str:
-    from streams.traffic import TrafficGenerator
+    from streams.dev.traffic import TrafficGenerator
 
     gen = TrafficGenerator(seed=11)
     t0 = 1_795_392_000.0

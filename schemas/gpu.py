@@ -1,5 +1,5 @@
 """The GPU usage event: one GPU (or a slice of one) observed for an interval, with its price and
-attribution. What the collectors (:mod:`streams.sources.gpu`) emit on ``<prefix>.gpu`` and what
+attribution. What the collectors (:mod:`streams.sources.gpu_collect`) emit on ``<prefix>.gpu`` and what
 the idle-GPU detector and the purchase-option comparison read.
 
 ``gpu_count`` x ``fraction`` is the GPU-equivalent billed: a MIG ``1g.10gb`` slice of a 7-slice

@@ -201,7 +201,7 @@ class Settings:
     segment_horizon_s: float = 86_400.0
     max_segments: int = 1000
     allocation_file: Path | None = None
-    #: GPU usage (streams/gpu_agent.py): idle-waste detector and purchase-option prices
+    #: GPU usage (streams/worker/gpu_agent.py): idle-waste detector and purchase-option prices
     gpu_idle_threshold: float = 0.05
     gpu_idle_minutes: float = 30.0
     gpu_prices_file: Path | None = None

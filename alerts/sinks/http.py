@@ -4,7 +4,7 @@ A subclass says what to send (:meth:`HttpPostSink.request`, made afresh for ever
 signature can carry its own time) and what identifies the delivery (:meth:`HttpPostSink.reference`);
 this base does the rest: the :class:`~alerts.retry.RetryPolicy` (timeouts, connection errors, 429
 with ``Retry-After`` and 5xx are retried; other answers are final), one
-:class:`~alerts.base.DeliveryAttempt` per attempt, a capped read of each answer (a hostile
+:class:`~alerts.sink_protocol.DeliveryAttempt` per attempt, a capped read of each answer (a hostile
 endpoint cannot make the worker buffer a huge body), and closing the client it made.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from alerts.base import DeliveryAttempt, DeliveryResult
+from alerts.sink_protocol import DeliveryAttempt, DeliveryResult
 from alerts.retry import ExponentialBackoff, RetryPolicy, Sleep, parse_retry_after
 from schemas.alert import Alert
 from schemas.errors import DeliveryError

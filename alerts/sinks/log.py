@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from alerts.base import DeliveryResult
+from alerts.sink_protocol import DeliveryResult
 from schemas.alert import Alert
 
 log = logging.getLogger("spendsentry.alerts.log")

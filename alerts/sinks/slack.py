@@ -37,7 +37,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
-from alerts.base import DeliveryResult
+from alerts.sink_protocol import DeliveryResult
 from alerts.retry import ExponentialBackoff, RetryPolicy, Sleep, is_retryable, parse_retry_after
 from alerts.slack_blocks import (escalation_reply_text, fallback_text, message_blocks, resolved_reply_text,
                                  state_reply_text)

@@ -1,3 +1,3 @@
 """Sources of spend data beyond the usage topic: provider payloads (``normalize``), cloud bills
-(``focus``) and GPU telemetry (``gpu``). Pure parsing lives here; Kafka sending is in the CLI
-commands' thin async wrappers."""
+(``focus``) and GPU telemetry (``gpu``). Pure parsing lives here; the
+commands that read files and send to Kafka are in :mod:`streams.cli.source_commands`."""

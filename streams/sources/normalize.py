@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
@@ -16,7 +16,10 @@ from schemas.providers import FORMATS, normalize_body
 from schemas.usage import validate_usage
 from streams.core.pricing import PriceCatalogue
 
-__all__ = ["FORMATS", "LineError", "NormalizeResult", "normalize_payload", "normalize_lines", "price_events"]
+#: provider format -> function turning one decoded item into canonical event dicts
+Normalizer = Callable[[str, Any], list[dict]]
+
+__all__ = ["FORMATS", "LineError", "Normalizer", "NormalizeResult", "normalize_payload", "normalize_lines", "price_events"]
 
 
 def normalize_payload(format: str, data: Any, catalogue: PriceCatalogue | None = None) -> list[dict[str, Any]]:

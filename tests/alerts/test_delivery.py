@@ -136,7 +136,7 @@ async def test_permanent_failure_is_undeliverable_at_once() -> None:
 
 async def test_a_resolution_waits_behind_its_pending_firing_and_goes_after_it() -> None:
     """An incident tool must see trigger then resolve, even when the trigger needed retries."""
-    from alerts.base import DeliveryResult
+    from alerts.sink_protocol import DeliveryResult
 
     now = [0.0]
     queue = RetryQueue(RetrySchedule(delays=(5.0,), jitter=0.0), clock=lambda: now[0])
@@ -157,7 +157,7 @@ async def test_a_resolution_waits_behind_its_pending_firing_and_goes_after_it() 
 
 
 async def test_a_resolution_keeps_waiting_while_its_firing_still_fails() -> None:
-    from alerts.base import DeliveryResult
+    from alerts.sink_protocol import DeliveryResult
 
     now = [0.0]
     queue = RetryQueue(RetrySchedule(delays=(5.0, 5.0), period_s=3600, jitter=0.0), clock=lambda: now[0])

@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack
 import pytest
 
 import alerts.sinks
-from alerts.base import DeliveryResult, Sink
+from alerts.sink_protocol import DeliveryResult, Sink
 from alerts.receiver import WebhookReceiver
 from alerts.retry import ExponentialBackoff
 from alerts.signing import generate_secret

@@ -6,8 +6,8 @@ import csv
 import math
 
 from bench.score import score
-from streams.cli import main as cli_main
-from streams.series import score_series_file
+from streams.cli.main import main as cli_main
+from streams.cli.score_series import score_series_file
 
 
 def test_series_mode_scores_every_row_and_flags_the_spike(tmp_path) -> None:

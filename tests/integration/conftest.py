@@ -17,8 +17,8 @@ import pytest
 
 from alerts.receiver import WebhookReceiver
 from alerts.signing import generate_secret
-from streams import localkafka
-from streams.demo import delete_topics
+from streams.dev import localkafka
+from streams.dev.demo import delete_topics
 from tests.support import dead_port
 from tests.support.slack_api import SlackAPIServer
 
@@ -44,7 +44,7 @@ class Worker:
 
     def start(self) -> Worker:
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "-l", "info"],
+        self.process = subprocess.Popen([sys.executable, "-m", "streams.cli.main", "worker", "-l", "info"],
                                         env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         return self

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alerts.slack_interactivity import sign_request
-from streams.openapi import OPENAPI
+from streams.api.openapi import OPENAPI
 from tests.integration.conftest import Worker
 from tests.support import dead_port
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.produce import UsageProducer
+from streams.producer import UsageProducer
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration

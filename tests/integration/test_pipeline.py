@@ -13,8 +13,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.produce import UsageProducer
-from streams.traffic import DEFAULT_MODELS, Burst, TrafficGenerator
+from streams.producer import UsageProducer
+from streams.dev.traffic import DEFAULT_MODELS, Burst, TrafficGenerator
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration

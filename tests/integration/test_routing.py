@@ -98,7 +98,7 @@ async def test_slack_expected_button_resolves_and_silences_the_key(make_worker, 
                          SPENDSENTRY_SLACK_API_URL=slack_api.base_url, SPENDSENTRY_SLACK_SIGNING_SECRET=signing,
                          SPENDSENTRY_IDLE_CLOSE_SECONDS="600").start()  # event time moves only with the data
     await worker.ready()
-    from streams.traffic import Burst, TrafficGenerator
+    from streams.dev.traffic import Burst, TrafficGenerator
     from tests.integration.test_pipeline import MODELS
 
     # from minute 180, gpt-4o runs at a sustained 5x level: a new normal someone planned
@@ -160,7 +160,7 @@ async def test_webhook_outage_is_retried_then_undeliverable_and_redelivered(make
 
     receiver.fail_next(0)
     from streams.config import Settings
-    from streams.redeliver import run_redeliver
+    from streams.cli.redeliver import run_redeliver
 
     settings = Settings.from_env({**worker.env})
     outcomes = await eventually(lambda: run_redeliver(settings, alert_id), timeout=30,
@@ -173,7 +173,7 @@ async def test_webhook_outage_is_retried_then_undeliverable_and_redelivered(make
 async def test_many_keys_firing_together_reach_a_destination_as_one_message(make_worker, receiver, broker,
                                                                               topic_prefix):
     """Every model bursting in the same minute: the webhook gets one grouped alert, not four."""
-    from streams.traffic import Burst, TrafficGenerator
+    from streams.dev.traffic import Burst, TrafficGenerator
     from tests.integration.test_pipeline import MODELS
 
     bursts = tuple(Burst(m.model, BURST.start, T0 + 190 * 60, 10.0) for m in MODELS)

@@ -11,8 +11,8 @@ from dataclasses import replace
 
 import pytest
 
-from streams.produce import UsageProducer
-from streams.traffic import DEFAULT_MODELS, Burst, TrafficGenerator
+from streams.producer import UsageProducer
+from streams.dev.traffic import DEFAULT_MODELS, Burst, TrafficGenerator
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration

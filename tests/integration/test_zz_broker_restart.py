@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams import localkafka
+from streams.dev import localkafka
 from tests.integration.conftest import eventually
 from tests.integration.test_pipeline import history, produce
 

@@ -9,7 +9,7 @@ import pytest
 
 from schemas.errors import ConfigError
 from schemas.usage import validate_usage
-from streams.sources.focus import import_focus, read_focus_rows, reconcile, rows_from_text
+from streams.sources.focus_import import import_focus, read_focus_rows, reconcile, rows_from_text
 
 # FOCUS 1.0 (AWS Data Exports FOCUS_1_0_AWS-like): ProviderName, AI row for Bedrock, a compute row, a credit.
 FOCUS_10 = (
@@ -77,7 +77,7 @@ def test_bad_rows_are_reported_by_number() -> None:
 
 
 def test_import_focus_cli_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from streams.cli import main
+    from streams.cli.main import main
 
     path = tmp_path / "focus.csv"
     path.write_text(FOCUS_10, encoding="utf-8")

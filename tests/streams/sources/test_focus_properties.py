@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from schemas.errors import ConfigError, SchemaError
 from schemas.focus import NegativeCostRow, focus_row_to_event, parse_focus_time
 from schemas.usage import validate_usage
-from streams.sources.focus import import_focus, read_focus_rows, rows_from_text
+from streams.sources.focus_import import import_focus, read_focus_rows, rows_from_text
 
 GOOD = {
     "BillingAccountId": "111122223333", "BillingCurrency": "USD", "ChargeCategory": "Usage",

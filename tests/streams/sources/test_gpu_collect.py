@@ -9,7 +9,7 @@ import pytest
 
 from schemas.errors import ConfigError, SchemaError
 from schemas.gpu import validate_gpu
-from streams.sources.gpu import Attribution, dcgm_events, mig_fraction, nvml_events, parse_prometheus
+from streams.sources.gpu_collect import Attribution, dcgm_events, mig_fraction, nvml_events, parse_prometheus
 
 # dcgm-exporter 4.x default counters on node 1 ("Hostname" label), a MIG-partitioned H100 and a
 # plain one on node 2 (the "hostname" label of dcgm-exporter main).
@@ -121,10 +121,10 @@ def test_nvml_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_collect_gpu_once_stdout_from_dcgm(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from streams import cli
-    from streams.sources import gpu
+    from streams.cli import main as cli
+    from streams.sources import gpu_collect
 
-    monkeypatch.setattr(gpu, "scrape_dcgm", lambda url, timeout=10.0: DCGM_SAMPLE)
+    monkeypatch.setattr(gpu_collect, "scrape_dcgm", lambda url, timeout=10.0: DCGM_SAMPLE)
     code = cli.main(["collect-gpu", "--dcgm-url", "http://n1:9400/metrics", "--once", "--stdout",
                      "--cluster", "c1", "--team", "ml", "--price-per-hour", "7", "--purchase-option", "spot"])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -1,0 +1,213 @@
+"""HTTP API on the worker's web port (Faust web): health, alerts, spend, OpenAPI."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import faust
+
+from alerts.slack_interactivity import InteractionError, SlackSignatureError, parse_action, verify_request
+from schemas.budget import Budget, validate_budget
+from schemas.subscription import Subscription, validate_subscription
+from streams.api.spend_views import spend_segments, wants_segments
+from streams.api.auth import bearer_error
+from streams.api.resources import Resource, error, parse_body
+from streams.api.ingest import parse_events
+from streams.api.prometheus import render
+from streams.api.openapi import OPENAPI
+
+from streams.api.state import ApiState
+from streams.core.attribution import parse_window
+
+
+def _limit(request: Any, default: int = 100, maximum: int = 500) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise ValueError(f"limit: must be an integer from 1 to {maximum} (got {raw!r})")
+    return int(raw)
+
+
+def _reply(view: faust.web.View, response: tuple[int, Any]) -> Any:
+    status, body = response
+    if body is None:
+        return view.bytes(b"", status=status)
+    return view.json(body, status=status)
+
+
+def _resource_pages(app: faust.App, runtime: ApiState, path: str, resource: Resource) -> None:
+    """``GET/POST {path}`` and ``GET/PUT/PATCH/DELETE {path}/{id}``; mutations need a bearer token."""
+    settings = runtime.settings
+
+    async def authorized_body(request: Any) -> dict[str, Any] | tuple[int, Any]:
+        if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
+            return error(401, reason)
+        return parse_body(await request.read(), settings.max_body_bytes)
+
+    async def durable(response: tuple[int, Any]) -> tuple[int, Any]:
+        """Answer a mutation only once its changelog write reached Kafka (it survives a crash)."""
+        if response[0] < 300:
+            await runtime.flush_writes()
+        return response
+
+    class Collection(faust.web.View):
+        async def get(self, request: Any) -> Any:
+            return _reply(self, resource.list())
+
+        async def post(self, request: Any) -> Any:
+            body = await authorized_body(request)
+            return _reply(self, body if isinstance(body, tuple) else await durable(resource.create(body)))
+
+    class Item(faust.web.View):
+        async def get(self, request: Any, record_id: str) -> Any:
+            return _reply(self, resource.get(record_id))
+
+        async def put(self, request: Any, record_id: str) -> Any:
+            body = await authorized_body(request)
+            return _reply(self, body if isinstance(body, tuple)
+                          else await durable(resource.replace(record_id, body, merge=False)))
+
+        async def patch(self, request: Any, record_id: str) -> Any:
+            body = await authorized_body(request)
+            return _reply(self, body if isinstance(body, tuple)
+                          else await durable(resource.replace(record_id, body, merge=True)))
+
+        async def delete(self, request: Any, record_id: str) -> Any:
+            if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
+                return _reply(self, error(401, reason))
+            return _reply(self, await durable(resource.delete(record_id)))
+
+    app.page(path)(Collection)
+    app.page(path + "/{record_id}")(Item)
+
+
+def register_pages(app: faust.App, runtime: ApiState) -> None:
+    settings = runtime.settings
+    _resource_pages(app, runtime, "/v1/subscriptions", Resource(
+        "subscriptions", runtime.delivery.subscriptions, validate_subscription, Subscription.from_dict,
+        render=lambda sub: sub.to_dict(masked=True), store_form=lambda sub: sub.to_dict(masked=False)))
+    _resource_pages(app, runtime, "/v1/budgets", Resource(
+        "budgets", runtime.budgets_store, validate_budget, Budget.from_dict,
+        render=runtime.budget_view, store_form=lambda budget: budget.to_dict()))
+
+    @app.page("/v1/alerts/{alert_id}")
+    class AlertItem(faust.web.View):
+        async def get(self, request: Any, alert_id: str) -> Any:
+            record = runtime.delivery.recent.get(alert_id)
+            if record is None:
+                return self.json({"error": f"alert {alert_id} not found"}, status=404)
+            return self.json({**record, "pending_retries": [
+                {"destination": p.sink, "next_at": p.next_at,
+                 "attempts": len(p.attempts_log), "last_error": p.last_error}
+                for p in runtime.delivery.pending() if p.alert["alert_id"] == alert_id]})
+
+    @app.page("/v1/alerts/{alert_id}/feedback")
+    class Feedback(faust.web.View):
+        async def post(self, request: Any, alert_id: str) -> Any:
+            if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
+                return self.json({"error": reason}, status=401)
+            body = parse_body(await request.read(), settings.max_body_bytes)
+            if isinstance(body, tuple):
+                return _reply(self, body)
+            return _reply(self, await runtime.feedback(alert_id, body.get("action"), user=body.get("user")))
+
+    @app.page("/v1/slack/interactivity")
+    class SlackInteractivity(faust.web.View):
+        async def post(self, request: Any) -> Any:
+            body = await request.read()
+            if not settings.slack_signing_secret:
+                return self.json({"error": "SPENDSENTRY_SLACK_SIGNING_SECRET is not set"}, status=503)
+            try:
+                verify_request(settings.slack_signing_secret, request.headers, body)
+            except SlackSignatureError as exc:
+                return self.json({"error": str(exc)}, status=401)
+            try:
+                action = parse_action(body)
+            except InteractionError as exc:
+                return self.json({"error": str(exc)}, status=400)
+            status, reply = await runtime.feedback(action.alert_id, action.action, user=action.user)
+            return self.json(reply if status >= 400 else {"ok": True}, status=200 if status < 500 else status)
+
+    @app.page("/healthz")
+    async def healthz(view: faust.web.View, request: Any) -> Any:
+        ready = runtime.ready()
+        body = {"status": "ok" if ready else "starting", "recovered": ready,
+                "partitions": sorted(runtime.engines.engines)}
+        return view.json(body, status=200 if ready else 503)
+
+    @app.page("/v1/alerts")
+    async def alerts(view: faust.web.View, request: Any) -> Any:
+        try:
+            limit = _limit(request)
+        except ValueError as exc:
+            return view.json({"error": str(exc)}, status=400)
+        return view.json({"alerts": runtime.recent_alerts(limit)})
+
+    @app.page("/v1/spend")
+    async def spend(view: faust.web.View, request: Any) -> Any:
+        if wants_segments(request.query):  # ?group_by=team,pipeline_stage&window=1h
+            status, body = spend_segments(runtime, request.query)
+            return view.json(body, status=status)
+        keys: list[dict[str, Any]] = []
+        totals: dict[str, Any] = asdict(runtime.counters())
+        unpriced: dict[str, int] = {}
+        for engine in runtime.engines.engines.values():
+            keys += engine.spend()
+            for (provider, model), count in engine.unpriced_models.items():
+                unpriced[f"{provider}/{model}"] = unpriced.get(f"{provider}/{model}", 0) + count
+        keys.sort(key=lambda k: -k["total_cost_usd"])
+        totals["deadletters"] = runtime.deadletters
+        return view.json({
+            "bucket_seconds": runtime.settings.bucket_seconds,
+            "keys": keys,
+            "counters": totals,
+            "unpriced_models": unpriced,
+            # imported bills (FOCUS) judged at their own grain, per service and account
+            "billing": [row for e in runtime.engines.engines.values() if e.bills for row in e.bills.view()],
+        })
+
+    @app.page("/v1/events")
+    class Events(faust.web.View):
+        async def post(self, request: Any) -> Any:
+            """Ingest usage events over HTTP: one object, a JSON array or NDJSON."""
+            settings = runtime.settings
+            if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
+                return self.json({"error": reason}, status=401)
+            if (request.content_length or 0) > settings.max_body_bytes:
+                return self.json({"error": f"body over {settings.max_body_bytes} bytes"}, status=413)
+            fmt = request.query.get("format", "canonical")
+            if fmt not in runtime.formats:
+                return self.json({"error": f"format: unknown {fmt!r} (use one of {', '.join(sorted(runtime.formats))})"},
+                                 status=400)
+            body = await request.read()
+            if len(body) > settings.max_body_bytes:
+                return self.json({"error": f"body over {settings.max_body_bytes} bytes"}, status=413)
+            events, errors = parse_events(body, fmt, runtime.normalize)
+            await runtime.send_usage(events)
+            status = 400 if errors and not events else 202
+            return self.json({"accepted": len(events), "rejected": len(errors), "errors": errors[:100]}, status=status)
+
+    @app.page("/metrics")
+    async def metrics(view: faust.web.View, request: Any) -> Any:
+        return view.text(render(runtime), content_type="text/plain; version=0.0.4")
+
+    @app.page("/v1/gpu")
+    async def gpu_page(view: faust.web.View, request: Any) -> Any:
+        if runtime.gpu is None:
+            return view.json({"error": "GPU accounting is not running"}, status=404)
+        unknown = set(request.query) - {"window"}
+        if unknown:
+            return view.json({"error": f"unknown query parameter(s): {', '.join(sorted(unknown))} (use window)"},
+                             status=400)
+        try:
+            window_s = parse_window(request.query.get("window"), bucket_seconds=300.0, horizon_s=86_400.0,
+                                    default="24h")
+        except ValueError as exc:
+            return view.json({"error": str(exc)}, status=400)
+        return view.json(runtime.gpu.view(window_s))
+
+    @app.page("/openapi.json")
+    async def openapi(view: faust.web.View, request: Any) -> Any:
+        return view.json(OPENAPI)

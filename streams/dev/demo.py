@@ -1,0 +1,148 @@
+"""``spendsentry demo``: the whole path on one machine, end to end.
+
+Broker (reused or started) -> worker process -> signed webhook -> a local receiver that
+verifies each signature and prints the alert. Traffic: a few hours of realistic history
+replayed fast, then live traffic with a 10x cost burst on one model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from aiokafka.admin import AIOKafkaAdminClient
+
+from alerts.receiver import WebhookReceiver
+from alerts.signing import generate_secret
+from schemas.alert import Alert
+from streams.dev import localkafka
+from streams.producer import UsageProducer
+from streams.dev.traffic import Burst, TrafficGenerator
+
+BURST_MODEL = "gpt-4o"
+BURST_FACTOR = 10.0
+BURST_SECONDS = 180.0
+REPLAY_CHUNK_S = 5.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def say(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')}  {text}", flush=True)
+
+
+async def wait_ready(url: str, worker: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker exited with code {worker.returncode}")
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5)
+    raise TimeoutError(f"worker not ready after {timeout:.0f}s ({url})")
+
+
+async def delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+async def run_demo(history_hours: float = 3.0, burst_after_s: float = 45.0, duration_s: float | None = None,
+                   exit_after: str | None = None) -> int:
+    started_broker = not localkafka.status()["running"]
+    say("starting Kafka (reused if already running) ...")
+    t0 = time.monotonic()
+    bootstrap = await asyncio.to_thread(localkafka.up)
+    say(f"Kafka ready at {bootstrap} ({time.monotonic() - t0:.1f}s)")
+
+    run_id = f"demo-{int(time.time())}"
+    prefix = f"spendsentry-{run_id}"
+    secret = generate_secret()
+    done = asyncio.Event()
+    burst_started: list[float] = []
+
+    def on_alert(alert: Alert) -> None:
+        since = f" +{time.monotonic() - burst_started[0]:.0f}s after burst start" if burst_started else ""
+        say(f"WEBHOOK (signature verified) {alert.status.upper()} {alert.severity} "
+            f"[{alert.type}] {alert.summary}{since}")
+        if alert.key.get("model") == BURST_MODEL and alert.status == exit_after:
+            done.set()
+
+    receiver = WebhookReceiver(secret, on_alert=on_alert)
+    receiver_url = await receiver.start()
+    port = free_port()
+    data_dir = Path(".spendsentry") / run_id
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "SPENDSENTRY_BROKER": f"kafka://{bootstrap}",
+        "SPENDSENTRY_WEBHOOK_URLS": receiver_url,
+        "SPENDSENTRY_WEBHOOK_SECRET": secret,
+        "SPENDSENTRY_TOPIC_PREFIX": prefix,
+        "SPENDSENTRY_APP_ID": prefix,
+        "SPENDSENTRY_WEB_PORT": str(port),
+        "SPENDSENTRY_DATA_DIR": str(data_dir),
+        "SPENDSENTRY_WEBHOOK_ALLOWLIST": "127.0.0.1",  # the demo's own receiver
+    }
+    log_path = data_dir / "worker.log"
+    say(f"starting worker (web API http://127.0.0.1:{port}/v1/spend, log {log_path}) ...")
+    with open(log_path, "wb") as log_file:
+        worker = subprocess.Popen([sys.executable, "-m", "streams.cli.main", "worker", "-l", "warn"], env=env,
+                                  stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}/healthz", worker)
+        say(f"worker ready; webhook receiver at {receiver_url}")
+        generator = TrafficGenerator(id_prefix=run_id)
+        now = float(int(time.time()))
+        async with UsageProducer(bootstrap, f"{prefix}.usage") as producer:
+            say(f"replaying {history_hours:g}h of multi-model history ...")
+            t = now - history_hours * 3600
+            while t < now:
+                end = min(t + REPLAY_CHUNK_S, now)
+                await producer.send_events(generator.events(t, end), batch=100)
+                t = end
+            say(f"history sent: {producer.sent_events:,} events in {producer.sent_messages:,} messages; live traffic now")
+            burst = Burst(BURST_MODEL, now + burst_after_s, now + burst_after_s + BURST_SECONDS, BURST_FACTOR)
+            stop_at = None if duration_s is None else time.monotonic() + duration_s
+            while not done.is_set() and (stop_at is None or time.monotonic() < stop_at):
+                if t >= burst.start and not burst_started:
+                    burst_started.append(time.monotonic())
+                    say(f"injecting a {BURST_FACTOR:g}x cost burst on {BURST_MODEL} for {BURST_SECONDS:.0f}s")
+                await producer.send_events(generator.second(t, (burst,)), batch=100)
+                t += 1.0
+                await asyncio.sleep(max(0.0, t - time.time()))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        say("stopping ...")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(worker.wait, 30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        await receiver.stop()
+        await delete_topics(bootstrap, (prefix,))
+        if started_broker:
+            await asyncio.to_thread(localkafka.down)
+        say(f"stopped: {len(receiver.received)} verified webhook(s), {receiver.rejected} rejected")
+    return 0 if exit_after is None or done.is_set() else 1

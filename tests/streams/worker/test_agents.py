@@ -1,0 +1,130 @@
+"""The worker's per-partition folds: every usage offset counted once, in order; every budget-spend
+record applied to its tracker once, also when replayed after a crash."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+from faust.types import TP
+
+from schemas.budget import Budget
+from streams.app import create_app
+from streams.worker.agents import _process_partition
+from streams.config import Settings
+from streams.core.budgets import Partial
+from streams.core.pricing import PriceCatalogue
+from streams.worker.partition_engines import PartitionEngines
+from tests.support import ChangelogTable
+
+T0 = 1_795_000_000.0 - 1_795_000_000.0 % 3600
+
+
+def record(offset: int) -> SimpleNamespace:
+    value = orjson.dumps({"event_id": f"e{offset}", "timestamp": T0 + offset, "provider": "p", "model": "m",
+                          "cost_usd": 1.0})
+    return SimpleNamespace(topic="usage", partition=0, offset=offset, key=b"m", value=value)
+
+
+def events(*offsets: int) -> list[SimpleNamespace]:
+    return [SimpleNamespace(message=record(offset)) for offset in offsets]
+
+
+class FakeRuntime:
+    """What ``_process_partition`` uses of :class:`streams.app.Runtime`."""
+
+    def __init__(self, engines: PartitionEngines) -> None:
+        self.engines = engines
+
+    def refresh_budgets(self) -> None:
+        pass
+
+    def log_unpriced(self, partition: int) -> None:
+        pass
+
+    async def send_dead(self, dead: Any, message: Any) -> None:
+        raise AssertionError(dead)
+
+    async def publish(self, alerts: list) -> None:
+        pass
+
+    async def send_partials(self, partials: list) -> None:
+        pass
+
+
+def runtime() -> FakeRuntime:
+    tables = [ChangelogTable() for _ in range(3)]
+    return FakeRuntime(PartitionEngines(Settings.from_env({}).engine_config(), None, *tables))  # type: ignore[arg-type]
+
+
+def counted(rt: FakeRuntime) -> int:
+    """Events as ``GET /v1/spend`` counts them (restored with the snapshot)."""
+    return sum(key["events"] for key in rt.engines.get(0).spend())
+
+
+async def test_offsets_with_gaps_are_counted_as_they_come() -> None:
+    # transactional producers leave a commit marker at an offset of its own; compaction leaves holes
+    rt = runtime()
+    await _process_partition(rt, 0, events(3, 4), persist=False)
+    assert counted(rt) == 2 and rt.engines.offsets[0] == 4
+    await _process_partition(rt, 0, events(5, 8, 9), persist=False)
+    assert counted(rt) == 5 and rt.engines.offsets[0] == 9
+
+
+async def test_snapshot_and_redelivered_offsets_are_not_counted_again() -> None:
+    rt = runtime()
+    await _process_partition(rt, 0, events(0, 1, 2), persist=False)
+    rt.engines.persist(0)
+    restarted = FakeRuntime(PartitionEngines(rt.engines.config, None, rt.engines.windows, rt.engines.models,
+                                             rt.engines.meta))
+    # resumes at the committed offset (before the snapshot's); a rewind re-delivers within one batch
+    await _process_partition(restarted, 0, events(1, 2, 3, 4, 3, 4, 5), persist=False)
+    assert counted(restarted) == 6 and restarted.engines.offsets[0] == 5
+    assert restarted.engines.get(0).counters.duplicates == 0  # skipped by offset, not ingested twice
+
+
+def budget_runtime(tmp_path: Any, trackers: ChangelogTable) -> Any:
+    settings = Settings.from_env({"SPENDSENTRY_DATA_DIR": str(tmp_path)})
+    _, rt = create_app(settings, PriceCatalogue.load(settings.prices_file))
+    rt.trackers, rt.budget_state = trackers, {}
+
+    async def publish(alerts: list) -> None:
+        pass
+
+    rt.publish = publish
+    rt.budget_book.set_budgets([Budget.from_dict({"id": "bud_gpt4omonth", "name": "gpt", "amount_usd": 100.0,
+                                                  "period": "month", "match": {"model": "gpt-4o"}})])
+    return rt
+
+
+def spend(minute: int, cost: float) -> Partial:
+    return Partial("bud_gpt4omonth", T0 + 60 * minute, cost, closed_until=T0 + 60 * (minute + 1))
+
+
+async def test_budget_spend_replayed_after_a_crash_is_counted_once(tmp_path) -> None:
+    trackers = ChangelogTable()
+    first = budget_runtime(tmp_path, trackers)
+    await first.track_budgets(0, [(0, spend(0, 10.0)), (1, spend(1, 5.0))])
+    assert first.budget_state["bud_gpt4omonth"]["spent_usd"] == 15.0
+    # killed after the tracker's snapshot, before the offsets were committed: the restarted worker
+    # gets records 0-1 again, then new ones; a redelivery within a batch is skipped too
+    restarted = budget_runtime(tmp_path, trackers)
+    await restarted.track_budgets(0, [(0, spend(0, 10.0)), (1, spend(1, 5.0)), (2, spend(2, 1.0)), (2, spend(2, 1.0))])
+    assert restarted.budget_state["bud_gpt4omonth"]["spent_usd"] == 16.0
+    restarted.reload_trackers()  # the partition moved away and back: read from the snapshot again
+    await restarted.track_budgets(0, [(2, spend(2, 1.0)), (3, spend(3, 2.0))])
+    assert restarted.budget_state["bud_gpt4omonth"]["spent_usd"] == 18.0
+
+
+async def test_a_revoked_partition_is_not_processed_until_assigned_again(tmp_path) -> None:
+    """After a revoke the worker holds no engine for the partition and its agents skip batches
+    of it (``Runtime.owns``) until it is assigned again, so it writes no state for it meanwhile."""
+    settings = Settings.from_env({"SPENDSENTRY_DATA_DIR": str(tmp_path)})
+    app, rt = create_app(settings, PriceCatalogue.load(settings.prices_file))
+    moved, kept = TP(settings.usage_topic, 1), TP(settings.usage_topic, 0)
+    rt.engines.get(1)
+    await app.on_partitions_revoked.send({moved})
+    assert not rt.owns(moved.topic, 1) and rt.owns(kept.topic, 0) and 1 not in rt.engines.engines
+    await app.on_partitions_assigned.send({moved, kept})
+    assert rt.owns(moved.topic, 1)

@@ -1,0 +1,56 @@
+"""The worker's Kafka consumer: after table recovery every stream partition is read from where it
+must be, also one that has no committed offset yet (Faust dropped a fetch of it while paused)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+from faust.types import TP
+
+from streams.worker.consumer import App, RewindingConsumer
+
+USAGE, ALERTS, CHANGELOG = TP("t.usage", 0), TP("t.alerts", 1), TP("t-windows-changelog", 0)
+
+
+class Thread:
+    """The consumer thread's calls the seek makes, against made-up committed/earliest offsets."""
+
+    def __init__(self, committed: Mapping[TP, int | None], earliest: Mapping[TP, int]) -> None:
+        self.committed = committed
+        self.earliest = earliest
+        self.positions: dict[TP, int] = {tp: 7 for tp in committed}  # after the dropped fetch
+
+    async def seek_to_committed(self) -> Mapping[TP, int | None]:
+        for tp, offset in self.committed.items():
+            if offset and offset > 0:  # as aiokafka does
+                self.positions[tp] = offset
+        return self.committed
+
+    async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]:
+        return {tp: self.earliest[tp] for tp in partitions}
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.positions[tp] = offset
+
+
+def consumer(thread: Thread, reset: str = "earliest") -> RewindingConsumer:
+    app = App("t", broker="kafka://127.0.0.1:9", store="memory://", consumer_auto_offset_reset=reset)
+    app.Table("windows")
+    made = app.consumer
+    assert isinstance(made, RewindingConsumer)
+    made._thread = thread  # type: ignore[assignment]
+    return made
+
+
+@pytest.mark.parametrize("no_commit", [None, 0])
+async def test_a_stream_partition_without_a_committed_offset_is_read_from_its_beginning(no_commit) -> None:
+    thread = Thread({USAGE: no_commit, ALERTS: 5, CHANGELOG: None}, {USAGE: 2, ALERTS: 0, CHANGELOG: 0})
+    await consumer(thread).perform_seek()
+    assert thread.positions == {USAGE: 2, ALERTS: 5, CHANGELOG: 7}  # changelogs are recovery's business
+
+
+async def test_latest_offset_reset_is_left_alone() -> None:
+    thread = Thread({USAGE: None}, {USAGE: 0})
+    await consumer(thread, reset="latest").perform_seek()
+    assert thread.positions == {USAGE: 7}
