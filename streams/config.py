@@ -1,6 +1,6 @@
 """Settings from the environment, read once into a frozen object.
 
-The ``SPENDSENTRY_*`` names are public interface (see the README's configuration table).
+The ``SPENDSENTRY_*`` names are public interface (see docs/reference/configuration.md, checked against this module by tests/test_docs.py).
 """
 
 from __future__ import annotations
@@ -298,7 +298,7 @@ class Settings:
 
 
 def _attribution_env(env: Mapping[str, str]) -> dict[str, Any]:
-    """The tag policy, segment, allocation and GPU settings (README: Attribution, GPU)."""
+    """The tag policy, segment, allocation and GPU settings (docs: concepts/attribution.md, concepts/gpu.md)."""
     required = _list(env, "SPENDSENTRY_REQUIRED_TAGS")
     for dim in required:
         if dim not in DIMENSIONS and not (dim.startswith("tags.") and len(dim) > 5):

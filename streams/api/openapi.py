@@ -169,7 +169,7 @@ OPENAPI: dict[str, Any] = {
             "summary": "Ingest usage events: one JSON object, a JSON array, or NDJSON.",
             "security": [{"bearer": []}],
             "parameters": [{"name": "format", "in": "query", "schema": {"type": "string", "default": "canonical"},
-                            "description": "canonical, or a provider format (see the README)."}],
+                            "description": "canonical, or a provider format: openai, openai-responses, anthropic, gemini, bedrock, azure-openai, litellm, otel."}],
             "requestBody": {"required": True, "content": {
                 "application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}},
                 "application/x-ndjson": {"schema": {"type": "string"}},

@@ -3,7 +3,7 @@
 The Faust worker runs one :class:`Engine` per source partition; ``spendsentry backtest`` runs
 one over a file. Both feed it the same way, so both produce the same alerts.
 
-Event-time rules (documented in the README, tested in tests/streams/test_engine.py):
+Event-time rules (documented in docs/concepts/buckets-and-watermarks.md, tested in tests/streams/test_engine.py):
 
 * a bucket ``[s, s + size)`` of a key closes once the engine has seen an event with
   timestamp ``>= s + size + allowed_lateness`` (the watermark passed it), or on
