@@ -175,3 +175,30 @@ def test_readme_is_short_and_keeps_the_quickstart() -> None:
     quickstart = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     assert re.search(r"^make demo\b", quickstart, re.M), "the Quickstart lost `make demo`"
     assert re.search(r"^make test\b", quickstart, re.M), "the Quickstart lost `make test`"
+
+
+TEST_REF = re.compile(r"(tests/[\w/]+\.py)(?:::(\w+))?")
+
+
+def dangling_test_references(texts: Mapping[str, str], root: Path = ROOT) -> list[str]:
+    """``tests/...py[::name]`` references whose file or test function does not exist."""
+    dangling = []
+    for where, text in texts.items():
+        for path, name in TEST_REF.findall(text):
+            file = root / path
+            if not file.is_file():
+                dangling.append(f"{where}: {path}")
+            elif name and not re.search(rf"^\s*(async )?def {name}\b", file.read_text(encoding="utf-8"), re.M):
+                dangling.append(f"{where}: {path}::{name}")
+    return dangling
+
+
+def test_every_test_the_docs_name_exists() -> None:
+    """The Guarantees table and the rest cite tests by path: a move or a rename must update them."""
+    pages = {str(p.relative_to(ROOT)): p.read_text(encoding="utf-8") for p in [README, *DOCS.rglob("*.md")]}
+    assert dangling_test_references(pages) == []
+
+
+def test_a_dangling_test_reference_is_found() -> None:
+    assert dangling_test_references({"page": "see tests/test_docs.py::no_such_test and tests/nope.py"}) == [
+        "page: tests/test_docs.py::no_such_test", "page: tests/nope.py"]
