@@ -41,6 +41,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings.undeliverable_topic: settings.partitions,
         settings.budget_spend_topic: settings.partitions,
         settings.gpu_topic: settings.partitions,
+        settings.control_topic: settings.partitions,
     }, replication=settings.replication_factor, client_options=settings.kafka_security.client_options())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app, _ = create_app(settings, pricer)

@@ -159,8 +159,9 @@ class Engine:
             self.counters.invalid += 1
             return [DeadLetter(f"invalid JSON: {exc}", raw)]
         if isinstance(data, dict):
-            if CONTROL in data:
-                return self.control(data, raw)
+            if CONTROL in data:  # feedback travels on <prefix>.control, produced by the worker only
+                self.counters.invalid += 1
+                return [DeadLetter("control records are not accepted on the usage topic", raw)]
             try:
                 self.add(validate_usage(data))
             except SchemaError as exc:
@@ -264,8 +265,8 @@ class Engine:
             self._alerts += alerts
 
     def control(self, data: dict[str, Any], raw: bytes) -> list[DeadLetter]:
-        """A control message travelling with the usage stream (so it is ordered with the key's
-        events and reaches the partition that owns the key).
+        """A control message from ``<prefix>.control`` (written only by the worker's API and Slack
+        handler, keyed like the usage topic so it reaches the partition that owns the key).
 
         ``{"__control__": "feedback", "action": "expected", "alert_id": ..., "key": {...}}``: the
         operator says the alert's level is normal: the key's detector takes the level of its

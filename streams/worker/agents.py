@@ -124,6 +124,11 @@ def create_worker(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtim
                 if runtime.owns(settings.budget_spend_topic, partition):
                     await runtime.track_budgets(partition, partials)
 
+    @app.agent(runtime.control_topic, name="apply_control")
+    async def apply_control(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await runtime.apply_control(event.message.partition, event.value)
+
     @app.timer(interval=1.0)
     async def retry_deliveries() -> None:
         await runtime.delivery.retry_due()
