@@ -6,13 +6,14 @@ Given what was spent so far in the period and the spend of the complete days bef
 
     spent + sum over the days left of  max(0, level + slope * i) * weekday factor * share of day left
 
-* **weekday factors** (each weekday's mean ÷ the overall mean) once there are two full weeks of
+* **weekday factors** (each weekday's mean ÷ the overall mean) once there are three full weeks of
   days; 1 before that;
 * **level and slope**: a least-squares line through the last ``TREND_DAYS`` deseasonalised days,
   read at the last day;
-* **80 % interval**: ``± 1.2816 σ sqrt(L + L² / n)`` where ``σ`` is the spread of those days
-  around the line, ``L`` the days left and ``n`` the days fitted (daily noise plus the
-  uncertainty of the level); with fewer than three days ``σ`` is half the level: wide, on purpose.
+* **80 % interval**: ``± 1.2816 σ sqrt(L + L² / n + S² / Sxx)`` where ``σ`` is the spread of those
+  days around the line, ``L`` the days left (weighted by their weekday factors), ``n`` the days
+  fitted and ``S² / Sxx`` the uncertainty of the slope carried to the days left: the daily noise
+  plus the line's own error; with fewer than three days ``σ`` is half the level: wide, on purpose.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from detectors.burn_rate import BudgetTracker
 
 Z80 = 1.2816
 TREND_DAYS = 14
-SEASONAL_MIN_DAYS = 14
+SEASONAL_MIN_DAYS = 21
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ class Forecast:
 
 
 def weekday_factors(daily: Sequence[float], weekdays: Sequence[int]) -> list[float]:
-    """Mean spend of each weekday (0 = Monday) ÷ the mean of all days; 1s before two full weeks."""
+    """Mean spend of each weekday (0 = Monday) ÷ the mean of all days; 1s before three full weeks."""
     mean = sum(daily) / len(daily) if daily else 0.0
     if len(daily) < SEASONAL_MIN_DAYS or mean <= 0:
         return [1.0] * 7
@@ -67,15 +68,19 @@ def forecast(spent: float, daily: Sequence[float], weekdays: Sequence[int],
     recent = [v / factors[d] for v, d in list(zip(daily, weekdays))[-TREND_DAYS:]]
     n = len(recent)
     level, slope, sigma = _line(recent)
-    total_left = sum(share for _, share in days_left)
-    projected = spent
-    for i, (day, share) in enumerate(days_left, start=1):
-        projected += max(0.0, level + slope * i) * factors[day] * share
-    half = Z80 * sigma * math.sqrt(total_left + total_left ** 2 / max(n, 1))
+    # day i after the last fitted one sits at x = n - 1 + i; weights: weekday factor x share of the day
+    weights = [(i, factors[day] * share) for i, (day, share) in enumerate(days_left, start=1)]
+    projected = spent + sum(max(0.0, level + slope * i) * w for i, w in weights)
+    total = sum(w for _, w in weights)
+    x_mean = (n - 1) / 2
+    sxx = sum((x - x_mean) ** 2 for x in range(n))
+    lever = sum(w * (n - 1 + i - x_mean) for i, w in weights)
+    variance = total + total ** 2 / max(n, 1) + (lever ** 2 / sxx if sxx and n >= 3 else 0.0)
+    half = Z80 * sigma * math.sqrt(variance)
     return Forecast(spent_usd=round(spent, 2), projected_usd=round(projected, 2),
                     low_usd=round(max(spent, projected - half), 2), high_usd=round(projected + half, 2),
                     daily_usd=round(level, 2), trend_usd_per_day=round(slope, 4),
-                    days_left=round(total_left, 3), days_fitted=n)
+                    days_left=round(sum(share for _, share in days_left), 3), days_fitted=n)
 
 
 def _line(values: Sequence[float]) -> tuple[float, float, float]:
