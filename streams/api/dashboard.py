@@ -52,7 +52,7 @@ def spend_series(runtime: ApiState, query: Mapping[str, str]) -> tuple[int, dict
     config = settings.engine_config().attribution
     if config is None:
         return 400, {"error": "spend series need segments (no attribution config)"}
-    if len(set(query)) != len(list(query.keys())):
+    if len(set(query)) != len(query):
         return 400, {"error": "a query parameter is repeated"}
     try:
         group_by = parse_group_by(query.get("group_by") or settings.group_bys[0][0], config.dims)

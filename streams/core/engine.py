@@ -35,7 +35,7 @@ from schemas.usage import UsageEvent, decode_usage, validate_usage
 from streams.core.buckets import Bucket, KeyState
 from streams.core.budgets import BudgetPartials, Partial
 from streams.core.attribution import AttributionConfig, SegmentStore
-from streams.core.series import ExpectedHistory
+from streams.core.expected_band import ExpectedHistory
 from detectors.bill_grain import BILL_TAG, BillGrainDetector
 
 ALERT_TYPE = "cost_spike"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from streams.core.engine import Engine, EngineConfig
-from streams.core.series import BAND_WIDTH, ExpectedHistory, spread
+from streams.core.expected_band import BAND_WIDTH, ExpectedHistory, spread
 from tests.streams.core.test_engine import T0, FlatPricer, traffic
 
 
