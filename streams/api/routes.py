@@ -14,6 +14,7 @@ from schemas.budget import Budget, validate_budget
 from schemas.subscription import Subscription, validate_subscription
 from streams.api.spend_views import spend_segments, wants_segments
 from streams.api.auth import bearer_error
+from streams.api.dashboard import register_dashboard
 from streams.api.resources import Resource, error, parse_body
 from streams.api.ingest import parse_events
 from streams.api.prometheus import render
@@ -103,6 +104,7 @@ def register_pages(app: faust.App, runtime: ApiState) -> None:
     async def vet(body: dict[str, Any]) -> tuple[int, Any] | None:
         return await vet_destination(guard, body)
 
+    register_dashboard(app, runtime)  # /ui/, /v1/series, /v1/forecast (issue 17)
     _resource_pages(app, runtime, "/v1/subscriptions", Resource(
         "subscriptions", runtime.delivery.subscriptions, validate_subscription, Subscription.from_dict,
         render=lambda sub: sub.to_dict(masked=True), store_form=lambda sub: sub.to_dict(masked=False)), vet=vet)
