@@ -12,7 +12,7 @@ from typing import Awaitable, Callable
 
 import orjson
 
-from schemas.errors import SpendSentryError
+from schemas.errors import SchemaError, SpendSentryError
 from streams.worker.gc_tuning import tune_gc
 
 log = logging.getLogger("spendsentry")
@@ -113,9 +113,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from streams.cli.backtest import backtest
+    from streams.cli.cli_inputs import check_output, print_line_errors, stripped_lines
     from streams.core.pricing import PriceCatalogue
-    from streams.producer import read_lines
 
+    check_output(args.output)
     if args.series:
         from streams.cli.score_series import score_series_file
 
@@ -134,13 +135,17 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     settings = _settings()
     budgets = load_budgets_file(settings.budgets_file) if settings.budgets_file else []
     pricer = PriceCatalogue.load(settings.prices_file)
+    lines = stripped_lines(args.events, "events")
     tune_gc()
     with open(args.output, "wb") as output:
-        summary = backtest(read_lines(args.events), output, settings.engine_config(), pricer, budgets=budgets)
+        summary = backtest(lines, output, settings.engine_config(), pricer, budgets=budgets)
+    if summary.events == 0 and summary.invalid == 0:
+        raise SchemaError(f"{args.events}: no events (the file is empty); backtest needs JSON Lines usage events")
     for line in summary.lines():
         print(line)
+    print_line_errors("backtest", args.events, summary.errors, summary.invalid)
     print(f"alerts written to {args.output}")
-    return 0
+    return 1 if summary.invalid else 0
 
 
 def cmd_normalize(args: argparse.Namespace) -> int:
@@ -256,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--team", default=None)
     gpu.add_argument("--service", default=None)
     gpu.add_argument("--model", default=None, help="the AI model served on these GPUs (attribution)")
-    gpu.add_argument("--price-per-hour", type=float, default=None, help="USD per whole GPU-hour")
+    gpu.add_argument("--price-per-hour", default=None,
+                     help="USD per whole GPU-hour: one price (2.5) or one per GPU model (H100=7,A100=3)")
     gpu.add_argument("--purchase-option", choices=["on_demand", "reserved", "spot"], default="on_demand")
     gpu.set_defaults(func=cmd_collect_gpu)
     return parser
