@@ -243,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     focus = sub.add_parser("import-focus", help="a FOCUS 1.0-1.3 cost export (CSV) -> cost events on the usage topic")
     focus.add_argument("file", help="FOCUS CSV export (Parquet needs pyarrow)")
     focus.add_argument("--stdout", action="store_true", help="print the events as JSON Lines instead of sending them")
+    focus.add_argument("--fx-rates", metavar="FILE", default=None,
+                       help='bill currencies other than USD: a JSON object of USD per unit, e.g. {"EUR": 1.08}')
     focus.set_defaults(func=cmd_import_focus)
 
     reconcile = sub.add_parser("reconcile", help="real-time estimate (usage events) vs a FOCUS bill, per scope and "

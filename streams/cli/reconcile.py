@@ -63,16 +63,18 @@ def estimated_events(lines: Iterable[bytes], catalogue: Any, errors: list[str]) 
 def run_reconcile(args: argparse.Namespace) -> int:
     from streams.core.pricing import PriceCatalogue
     from streams.config import Settings
-    from streams.sources.focus_import import import_focus, read_focus_rows, reconcile
+    from streams.sources.focus_import import import_focus, load_fx_rates, read_focus_rows, reconcile
 
     if not 0 <= args.tolerance <= 10:
         raise ConfigError(f"--tolerance {args.tolerance}: must be a share between 0 and 10 (0.05 = 5%)")
     scope = parse_scope(args.scope)
     lines = stripped_lines(args.events, "usage events")
-    billed = import_focus(read_focus_rows(args.focus))
+    settings = Settings.from_env()
+    fx_rates = load_fx_rates(args.fx_rates) if args.fx_rates else None
+    billed = import_focus(read_focus_rows(args.focus), fx_rates=fx_rates, tag_map=settings.focus_tag_map)
     print_line_errors("reconcile", args.focus, billed.errors)
     errors: list[str] = []
-    catalogue = PriceCatalogue.load(Settings.from_env().prices_file)
+    catalogue = PriceCatalogue.load(settings.prices_file)
     estimated = list(estimated_events(lines, catalogue, errors))
     print_line_errors("reconcile", args.events, errors)
     if not estimated and not errors:
@@ -104,5 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", required=True, help="usage events (JSON Lines, '-' = stdin): the real-time estimate")
     parser.add_argument("--scope", default="provider", help="dimensions compared, comma-separated (default provider)")
     parser.add_argument("--tolerance", type=float, default=0.05, help="allowed |drift| / billed (default 0.05)")
+    parser.add_argument("--fx-rates", metavar="FILE", default=None,
+                        help='bill currencies other than USD: a JSON object of USD per unit, e.g. {"EUR": 1.08}')
     parser.add_argument("--alias", action="append", metavar="BILL=USAGE",
                         help="map a bill provider name onto the usage one, e.g. 'Amazon Web Services=aws.bedrock'")

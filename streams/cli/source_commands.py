@@ -56,9 +56,10 @@ async def _send_events(settings: Any, events: list[dict[str, Any]]) -> int:
 
 
 def run_import_focus(args: argparse.Namespace) -> int:
-    from streams.sources.focus_import import import_focus, read_focus_rows
+    from streams.sources.focus_import import import_focus, load_fx_rates, read_focus_rows
 
-    result = import_focus(read_focus_rows(args.file))
+    fx_rates = load_fx_rates(args.fx_rates) if args.fx_rates else None
+    result = import_focus(read_focus_rows(args.file), fx_rates=fx_rates, tag_map=_settings().focus_tag_map)
     if result.rows == 0:
         raise SchemaError(f"{args.file}: no rows after the header; import-focus needs FOCUS cost rows")
     print_line_errors("import-focus", args.file, result.errors)
