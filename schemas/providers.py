@@ -198,12 +198,15 @@ def _anthropic(data: Any) -> list[dict[str, Any]]:
     read = _tokens(usage, "cache_read_input_tokens", "usage")
     write = _tokens(usage, "cache_creation_input_tokens", "usage")
     output = _tokens(usage, "output_tokens", "usage")
+    split = _obj(usage.get("cache_creation") or {}, "usage.cache_creation")
+    write_1h = min(_tokens(split, "ephemeral_1h_input_tokens", "usage.cache_creation"), write)
     details = usage.get("output_tokens_details") or {}
     thinking = _tokens(_obj(details, "usage.output_tokens_details"), "thinking_tokens", "usage.output_tokens_details")
     out = {
         "input_tokens": plain + read + write,
         "cached_input_tokens": read,
         "cache_creation_input_tokens": write,
+        "cache_creation_1h_input_tokens": write_1h,
         "output_tokens": output,
         "reasoning_tokens": min(thinking, output),
     }
