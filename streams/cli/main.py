@@ -166,6 +166,12 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return run_reconcile(args)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from streams.cli.report import run_report
+
+    return run_report(args)
+
+
 def cmd_collect_gpu(args: argparse.Namespace) -> int:
     from streams.cli.source_commands import run_collect_gpu
 
@@ -253,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_reconcile_arguments(reconcile)
     reconcile.set_defaults(func=cmd_reconcile)
+
+    report = sub.add_parser("report", help="spend by group, unit costs, untagged share, allocation, GPU idle waste, "
+                                           "purchase options and top movers, from event files (no worker)")
+    from streams.cli.report import add_arguments as add_report_arguments
+
+    add_report_arguments(report)
+    report.set_defaults(func=cmd_report)
 
     gpu = sub.add_parser("collect-gpu", help="GPU usage from NVML or a dcgm-exporter, to <prefix>.gpu")
     gpu.add_argument("--dcgm-url", default=None, help="scrape this dcgm-exporter /metrics URL instead of local NVML")
