@@ -167,7 +167,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from streams.cli.report import run_report
+    from streams.cli.report_command import run_report
 
     return run_report(args)
 
@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="spend by group, unit costs, untagged share, allocation, GPU idle waste, "
                                            "purchase options and top movers, from event files (no worker)")
-    from streams.cli.report import add_arguments as add_report_arguments
+    from streams.cli.report_command import add_arguments as add_report_arguments
 
     add_report_arguments(report)
     report.set_defaults(func=cmd_report)
