@@ -12,6 +12,7 @@ from schemas.budget import Budget, validate_budget
 from schemas.subscription import Subscription, validate_subscription
 from streams.api.spend_views import spend_segments, wants_segments
 from streams.api.auth import bearer_error
+from streams.api.dashboard import register_dashboard
 from streams.api.resources import Resource, error, parse_body
 from streams.api.ingest import parse_events
 from streams.api.prometheus import render
@@ -85,6 +86,7 @@ def _resource_pages(app: faust.App, runtime: ApiState, path: str, resource: Reso
 
 def register_pages(app: faust.App, runtime: ApiState) -> None:
     settings = runtime.settings
+    register_dashboard(app, runtime)  # /ui/, /v1/series, /v1/forecast (issue 17)
     _resource_pages(app, runtime, "/v1/subscriptions", Resource(
         "subscriptions", runtime.delivery.subscriptions, validate_subscription, Subscription.from_dict,
         render=lambda sub: sub.to_dict(masked=True), store_form=lambda sub: sub.to_dict(masked=False)))

@@ -35,6 +35,7 @@ from schemas.usage import UsageEvent, decode_usage, validate_usage
 from streams.core.buckets import Bucket, KeyState
 from streams.core.budgets import BudgetPartials, Partial
 from streams.core.attribution import AttributionConfig, SegmentStore
+from streams.core.expected_band import ExpectedHistory
 from detectors.bill_grain import BILL_TAG, BillGrainDetector
 
 ALERT_TYPE = "cost_spike"
@@ -142,6 +143,7 @@ class Engine:
         self.segments = SegmentStore(config.attribution, config.bucket_seconds) if config.attribution else None
         #: imported bill rows (FOCUS), judged at their own grain; made on the first one
         self.bills: BillGrainDetector | None = None
+        self.expected = ExpectedHistory(config.attribution.horizon_s if config.attribution else 86_400.0, self._size)
 
     # -- input -------------------------------------------------------------------------
     def ingest(self, raw: bytes) -> list[DeadLetter]:
@@ -341,6 +343,7 @@ class Engine:
         started = perf_counter()
         verdict: Verdict = state.judge(bucket)
         self.counters.detector_seconds += perf_counter() - started
+        self.expected.record(state.name, bucket.start, bucket.cost, verdict.expected)
         config = self.config
         if state.closed >= config.fast_warmup:
             state.fast_floor = verdict.expected + config.fast_min_excess_usd

@@ -32,6 +32,7 @@ from schemas.usage import UsageEvent
 from streams.config import Settings
 from streams.core.budgets import BudgetBook, Partial, load_budgets_file
 from streams.core.engine import ALERT_TYPE, CONTROL, Counters, DeadLetter, Pricer
+from streams.core.forecast import Forecast, tracker_forecast
 from streams.producer import message_key
 from streams.sources.normalize import Normalizer
 from streams.worker.alert_delivery import DeliveryService, JsonTable, partition_of
@@ -239,6 +240,10 @@ class Runtime:
             persist(self.trackers, partition, f"{partition}|{budget_id}".encode(),
                     pickle.dumps((applied_to[budget_id], tracker)))
             self.budget_state[budget_id] = tracker.state()
+
+    def budget_forecast(self, budget_id: str) -> Forecast | None:
+        tracker = self.budget_book.trackers.get(budget_id)
+        return None if tracker is None else tracker_forecast(tracker)
 
     def budget_view(self, budget: Budget) -> dict[str, Any]:
         return {**budget.to_dict(), "state": self.budget_state.get(budget.id)}
