@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, ValidationError
+from schemas.focus import DEFAULT_TAG_MAP, parse_tag_map
 from schemas.usage import DIMENSIONS
 from alerts.lifecycle import SeverityPolicy
 from streams.core.attribution import AttributionConfig, TagPolicy
@@ -207,10 +208,12 @@ class Settings:
     gpu_prices_file: Path | None = None
     warning_usd_per_hour: float = 10.0
     critical_usd_per_hour: float = 100.0
-    # issue 13: read-only API tokens, the explicit opt-out of "no token: loopback only", web timeouts
+    #: read-only API tokens, the explicit opt-out of "no token: loopback only", web timeouts
     read_tokens: tuple[str, ...] = field(default=(), repr=False)
     allow_unauthenticated: bool = False
     web_read_timeout_s: float = 30.0
+    #: FOCUS import: event field -> tag keys (``SPENDSENTRY_FOCUS_TAG_MAP``; docs: concepts/cost-sources.md)
+    focus_tag_map: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_TAG_MAP))
 
     @property
     def control_topic(self) -> str:
@@ -303,9 +306,16 @@ class Settings:
             **_attribution_env(env),
             warning_usd_per_hour=_float(env, "SPENDSENTRY_SEVERITY_WARNING_USD_PER_HOUR", cls.warning_usd_per_hour),
             critical_usd_per_hour=_float(env, "SPENDSENTRY_SEVERITY_CRITICAL_USD_PER_HOUR", cls.critical_usd_per_hour),
-            # issue 13
             **_security_env(env),
+            focus_tag_map=_focus_tag_map(env),
         )
+
+
+def _focus_tag_map(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    try:
+        return parse_tag_map(env.get("SPENDSENTRY_FOCUS_TAG_MAP") or "")
+    except ValidationError as exc:
+        raise ConfigError(f"SPENDSENTRY_FOCUS_TAG_MAP: {exc}") from None
 
 
 def _attribution_env(env: Mapping[str, str]) -> dict[str, Any]:
