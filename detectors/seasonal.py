@@ -74,7 +74,13 @@ class SeasonalSpendDetector:
         use_cusum: bool = True,
         use_memory: bool = True,
         count_z: float = 4.5,
+        settle_frac: float = 0.1,
+        hold_requests: float = 30.0,
+        max_hold: int = 60,
     ) -> None:
+        self.settle_frac = settle_frac
+        self.hold_requests = hold_requests
+        self.max_hold = max_hold
         self.count_z = count_z
         self.level_alpha = level_alpha
         self.slot_alpha = slot_alpha
@@ -195,7 +201,9 @@ class SeasonalSpendDetector:
         score = max(1.0 - math.exp(-max(z, 0.0) / self.z_threshold), 1.0 - math.exp(-cusum / self.cusum_h))
         anomalous = fast or slow
         if not anomalous:  # the reason is read only on alerts: not formatted for every normal bucket
-            return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=False)
+            settled = cusum <= self.settle_frac * self.cusum_h and y <= eff * (1.0 + 2.0 * rel)
+            return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=False, settled=settled,
+                           hold=self._hold(eff))
         ratio = f", {y / eff:.1f}x expected" if eff > 0 else ""
         if slow and not fast:
             reason = f"sustained rise: cusum={cusum:.1f}, z={z:.1f}{ratio}"
@@ -284,6 +292,15 @@ class SeasonalSpendDetector:
         elif cost > 0:
             self._level = cost
         self._cusum = 0.0
+
+    def _hold(self, eff: float) -> int:
+        """Quiet buckets an incident needs before it resolves: enough to expect ``hold_requests``
+        requests (3 on a busy key, up to ``max_hold`` on a sparse one)."""
+        cpr = self._ref[0]
+        if self._ref_n < 10 or cpr <= 0:
+            return 0
+        lam = eff / cpr
+        return int(min(self.max_hold, math.ceil(self.hold_requests / max(lam, 1e-9))))
 
     def _count_evidence(self, x: Features, eff: float) -> bool:
         """A one-bucket burst needs more *requests* than normal (Poisson z >= 3), not just one huge one.
