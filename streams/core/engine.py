@@ -395,7 +395,10 @@ class Engine:
 
     def _new_state(self, family_index: int, dims: tuple[str, ...], key: tuple) -> KeyState:
         named = dict(zip(dims, key))
-        state = KeyState(key_name(named), named, self.config.detector_factory(), Lifecycle(self.config.resolve_after))
+        detector = self.config.detector_factory()
+        if family_index < len(self._families) - 1 and hasattr(detector, "use_mix"):
+            detector.use_mix = False  # a mixture of finer keys: its cost per request moves with their mix
+        state = KeyState(key_name(named), named, detector, Lifecycle(self.config.resolve_after))
         self.keys[(family_index, key)] = state
         parent = self._parent_id(named)
         if family_index and parent is not None:
