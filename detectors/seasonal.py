@@ -182,6 +182,8 @@ class SeasonalSpendDetector:
         if eff > 0:
             dm1 = self.cusum_delta - 1.0
             inc = dm1 / (rel * rel) * (y / eff - 1.0 - 0.5 * dm1)
+            if y <= eff:  # a bucket at or below normal drains at least h/20: on a noisy sparse key the
+                inc = min(inc, -self.cusum_h / 20.0)  # likelihood step is tiny and evidence would linger for hours
             cusum = min(max(0.0, self._cusum + min(inc, 4.0)), 2.0 * self.cusum_h)
         else:
             cusum = 0.0
