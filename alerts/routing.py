@@ -32,7 +32,8 @@ replayed incident is still reported).
 **NotificationGate.** Per ``(destination key, alert_id)``: the first firing is admitted; a repeat
 is admitted only when its severity is higher than the last one sent (escalation) and, when
 ``cooldown_s`` > 0, at least that long after the previous notification; a resolution is admitted
-once, and only if its firing was.
+once, and only if its firing was. After a resolution, a firing of the same id is admitted only when
+it is a reopen (``details.reopened``, set by the lifecycle): once per reopen, whatever its severity.
 """
 
 from __future__ import annotations
@@ -293,10 +294,13 @@ class NotificationGate:
                 return False
         elif last is not None:
             if last.get("status") == "resolved":
+                # a reopened incident (same id, details.reopened) is news to on-call: sent again as
+                # firing, once per reopen (the next repeat finds a firing recorded and is refused)
+                if not (alert.details or {}).get("reopened"):
+                    return False
+            elif severity_rank(alert.severity) <= severity_rank(str(last.get("severity"))):
                 return False
-            if severity_rank(alert.severity) <= severity_rank(str(last.get("severity"))):
-                return False
-            if cooldown_s > 0 and now - float(last.get("at", 0.0)) < cooldown_s:
+            elif cooldown_s > 0 and now - float(last.get("at", 0.0)) < cooldown_s:
                 return False
         if record:
             self.record(dest, alert, now=now)

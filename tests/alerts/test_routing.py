@@ -120,3 +120,17 @@ def test_gate_once_per_incident_escalation_and_cooldown() -> None:
     assert gate.admit(dest, make_alert("resolved"), now=70)
     assert not gate.admit(dest, make_alert("resolved"), now=71)
     assert not NotificationGate().admit(dest, make_alert("resolved"))  # never fired here
+
+
+def test_gate_sends_a_reopened_incident_once_per_reopen() -> None:
+    gate = NotificationGate(clock=lambda: 0.0)
+    dest = Destination("slack", channel="#c")
+    alert = make_alert()
+    reopened = replace(alert, details={**alert.details, "reopened": True})
+    assert gate.admit(dest, alert, now=0)
+    assert gate.admit(dest, make_alert("resolved"), now=10)
+    assert not gate.admit(dest, alert, now=20)  # a plain repeat after the resolution stays refused
+    assert gate.admit(dest, replace(reopened, severity="info"), cooldown_s=600, now=30)  # news, whatever severity
+    assert not gate.admit(dest, replace(reopened, severity="info"), now=31)  # once per reopen
+    assert gate.admit(dest, make_alert("resolved"), now=40)
+    assert gate.admit(dest, reopened, now=50)  # the next reopen pages again
