@@ -116,7 +116,7 @@ def _crud(path: str, name: str, schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# issue 17: the dashboard's reads (streams/api/dashboard.py)
+# the dashboard's reads (streams/api/dashboard.py)
 _DASHBOARD_PATHS: dict[str, Any] = {
     "/v1/series": {"get": {
         "summary": "Spend per bucket per group over a window, filtered by any dimension, with totals, unit costs, "

@@ -54,7 +54,7 @@ def create_worker(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtim
         broker_heartbeat_interval=2.0,
         broker_credentials=settings.kafka_security.faust_credentials(),
         topic_replication_factor=settings.replication_factor,
-        # issue 13: Faust's /table/* and /router/* pages would show tables (secrets included) to anyone;
+        # Faust's /table/* and /router/* pages would show tables (secrets included) to anyone;
         # aiohttp refuses bodies over the configured limit (its own default is 1 MiB)
         web_tables_enabled=False,
         web_router_enabled=False,
