@@ -115,7 +115,11 @@ def _dict_tree(value: dict) -> list:
 
 
 def _set_tree(value: set) -> list:
-    return ["s", *[_tree(v) for v in value]]
+    try:
+        items = sorted(value)  # one state, one record: a restored set re-encodes to the same bytes
+    except TypeError:
+        items = list(value)
+    return ["s", *[_tree(v) for v in items]]
 
 
 def _deque_tree(value: deque) -> list:
