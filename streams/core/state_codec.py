@@ -29,6 +29,7 @@ import logging
 import sys
 from array import array
 from collections import Counter, deque
+from operator import attrgetter
 from typing import Any, Callable
 
 import msgspec
@@ -92,10 +93,7 @@ def _tree(value: Any) -> Any:
     kind = type(value)
     if kind in _PRIMITIVES:
         return value
-    encode = _ENCODERS.get(kind)
-    if encode is not None:
-        return encode(value)
-    return _object_tree(value)
+    return _ENCODERS.get(kind, _object_tree)(value)
 
 
 def _list_tree(value: list) -> list:
@@ -108,9 +106,9 @@ def _tuple_tree(value: tuple) -> list:
 
 def _dict_tree(value: dict) -> list:
     out: list[Any] = ["d"]
+    primitives = _PRIMITIVES
     for k, v in value.items():
-        out.append(k if type(k) in _PRIMITIVES else _tree(k))
-        out.append(v if type(v) in _PRIMITIVES else _tree(v))
+        out += (k if type(k) in primitives else _tree(k), v if type(v) in primitives else _tree(v))
     return out
 
 
@@ -151,18 +149,42 @@ def _attribute_names(cls: type) -> tuple[str, ...]:
 
 def _object_tree(value: Any) -> list:
     cls = type(value)
-    module = cls.__module__
-    if module == RUST_MODULE:
-        return ["r", cls.__qualname__, _tree(list(value.__getnewargs__())), value.__getstate__()]
-    if not _allowed(module):
-        raise StateEncodeError(f"{module}.{cls.__qualname__} may not be written to a state record")
-    out: list[Any] = ["o", f"{module}:{cls.__qualname__}"]
-    for name in _attribute_names(cls):
-        if hasattr(value, name):
-            out += (name, _tree(getattr(value, name)))
-    for name, item in getattr(value, "__dict__", {}).items():
-        out += (name, _tree(item))
+    plan = _PLANS.get(cls)
+    if plan is None:
+        if cls.__module__ == RUST_MODULE:
+            return ["r", cls.__qualname__, _tree(list(value.__getnewargs__())), value.__getstate__()]
+        plan = _plan(cls)
+    name, slots, get_slots = plan
+    out: list[Any] = ["o", name]
+    if slots:
+        try:
+            values = get_slots(value)
+        except AttributeError:  # a slot never set: write the ones that are
+            pairs = [(n, getattr(value, n)) for n in slots if hasattr(value, n)]
+        else:
+            pairs = zip(slots, values if len(slots) > 1 else (values,))
+        for slot, item in pairs:
+            out += (slot, item if type(item) in _PRIMITIVES else _tree(item))
+    for slot, item in getattr(value, "__dict__", _NO_DICT).items():
+        out += (slot, item if type(item) in _PRIMITIVES else _tree(item))
     return out
+
+
+_NO_DICT: dict[str, Any] = {}
+#: per class: its record name, its slot names and one getter for all of them
+_PLANS: dict[type, tuple[str, tuple[str, ...], Callable[[Any], Any]]] = {}
+
+
+def _plan(cls: type) -> tuple[str, tuple[str, ...], Callable[[Any], Any]]:
+    if not _allowed(cls.__module__):
+        raise StateEncodeError(f"{cls.__module__}.{cls.__qualname__} may not be written to a state record")
+    slots = _attribute_names(cls)
+    plan = _PLANS[cls] = (f"{cls.__module__}:{cls.__qualname__}", slots, attrgetter(*slots) if slots else _none)
+    return plan
+
+
+def _none(_: Any) -> None:
+    return None
 
 
 def _allowed(module: str) -> bool:
