@@ -182,6 +182,7 @@ _WireEvent = msgspec.defstruct(
 )
 _DECODE_WIRE = msgspec.json.Decoder(_WireEvent | list[_WireEvent]).decode
 _as_tuple = msgspec.structs.astuple
+_TEXT_TIMESTAMP = b'"timestamp":"'
 
 
 def decode_usage(raw: bytes) -> list[UsageEvent] | None:
@@ -191,9 +192,11 @@ def decode_usage(raw: bytes) -> list[UsageEvent] | None:
     decoded here too, by :func:`parse_timestamp`, the full validator's own function):
     the caller then takes the path that yields each error with its message, so the result is
     the same either way (tests/schemas/test_usage_properties.py checks it)."""
+    if _TEXT_TIMESTAMP in raw:  # RFC 3339 as producers write it: no failed first attempt (4 us)
+        return _decode_wire(raw)
     try:
         decoded = _DECODE(raw)
-    except msgspec.ValidationError:  # a broken rule, or RFC 3339 timestamps: try the wire form
+    except msgspec.ValidationError:  # a broken rule, or RFC 3339 timestamps written otherwise
         return _decode_wire(raw)
     except (msgspec.DecodeError, UnicodeDecodeError):
         return None
