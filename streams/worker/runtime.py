@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
 import time
 from collections import Counter, defaultdict
 from typing import Any
@@ -30,6 +29,8 @@ from schemas.budget import Budget
 from schemas.subscription import Destination
 from schemas.usage import UsageEvent
 from streams.config import Settings
+from detectors.burn_rate import BudgetTracker
+from streams.core import state_codec
 from streams.core.budgets import BudgetBook, Partial, load_budgets_file
 from streams.core.engine import ALERT_TYPE, CONTROL, Counters, DeadLetter, Pricer
 from streams.core.forecast import Forecast, tracker_forecast
@@ -226,8 +227,9 @@ class Runtime:
         for budget_id in {p.budget_id for _, p in partials} & set(book.trackers) - set(applied_to):
             blob = self.trackers.data.get(f"{partition}|{budget_id}".encode())
             applied_to[budget_id] = -1
-            if blob:
-                applied, restored = pickle.loads(blob)
+            found = state_codec.load_or_skip(blob, "budget tracker") if blob else None
+            if type(found) is tuple and len(found) == 2 and type(found[0]) is int and isinstance(found[1], BudgetTracker):
+                applied, restored = found
                 if restored.budget == book.trackers[budget_id].budget:
                     book.trackers[budget_id], applied_to[budget_id] = restored, applied
         fresh: list[Partial] = []
@@ -239,7 +241,7 @@ class Runtime:
         for budget_id in {p.budget_id for p in fresh}:
             tracker = book.trackers[budget_id]
             persist(self.trackers, partition, f"{partition}|{budget_id}".encode(),
-                    pickle.dumps((applied_to[budget_id], tracker)))
+                    state_codec.dumps((applied_to[budget_id], tracker)))
             self.budget_state[budget_id] = tracker.state()
 
     def budget_forecast(self, budget_id: str) -> Forecast | None:
@@ -320,7 +322,8 @@ class Runtime:
 
 
 def _bytes_table(app: faust.App, name: str, partitions: int) -> faust.Table:
-    """A table of raw bytes keys and values: we serialise snapshots ourselves (pickle/orjson)."""
+    """A table of raw bytes keys and values: we serialise snapshots ourselves
+    (:mod:`streams.core.state_codec`, orjson), never pickle."""
     table = app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions)
     table.key_serializer = table.value_serializer = "raw"  # read when the changelog topic is made
     return table
