@@ -6,6 +6,7 @@ The ``SPENDSENTRY_*`` names are public interface (see docs/reference/configurati
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,6 +208,15 @@ class Settings:
     gpu_prices_file: Path | None = None
     warning_usd_per_hour: float = 10.0
     critical_usd_per_hour: float = 100.0
+    # issue 17 digests
+    #: the dashboard's address in digests' links; None: http://<web host>:<web port>
+    public_url: str | None = None
+    #: a period's digest goes out this long after the period closed (late buckets closed by then)
+    digest_delay_s: float = 600.0
+
+    @property
+    def dashboard_base_url(self) -> str:
+        return self.public_url or f"http://{self.web_host}:{self.web_port}"
 
     @property
     def gpu_topic(self) -> str:
@@ -294,6 +304,9 @@ class Settings:
             **_attribution_env(env),
             warning_usd_per_hour=_float(env, "SPENDSENTRY_SEVERITY_WARNING_USD_PER_HOUR", cls.warning_usd_per_hour),
             critical_usd_per_hour=_float(env, "SPENDSENTRY_SEVERITY_CRITICAL_USD_PER_HOUR", cls.critical_usd_per_hour),
+            # issue 17 digests
+            public_url=_public_url(env.get("SPENDSENTRY_PUBLIC_URL") or None),
+            digest_delay_s=_float(env, "SPENDSENTRY_DIGEST_DELAY_SECONDS", cls.digest_delay_s, minimum=0.0),
         )
 
 
@@ -323,3 +336,10 @@ def _attribution_env(env: Mapping[str, str]) -> dict[str, Any]:
         "gpu_idle_minutes": _float(env, "SPENDSENTRY_GPU_IDLE_MINUTES", Settings.gpu_idle_minutes, minimum=0.0),
         "gpu_prices_file": Path(gpu_prices) if gpu_prices else None,
     }
+
+
+# issue 17 digests
+def _public_url(url: str | None) -> str | None:
+    if url is not None and not re.match(r"^https?://[^/\s?#]+(/\S*)?$", url):
+        raise ConfigError(f"SPENDSENTRY_PUBLIC_URL={url!r}: must be an http(s) URL (the dashboard's address)")
+    return url.rstrip("/") if url else None
