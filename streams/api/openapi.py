@@ -162,7 +162,9 @@ OPENAPI: dict[str, Any] = {
     "info": {"title": "spendsentry", "version": "0.1.0",
              "description": "Real-time AI spend windows and cost alerts."},
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                                   "description": "A token from SPENDSENTRY_API_TOKENS."}}},
+                                                   "description": "A token from SPENDSENTRY_API_TOKENS (any route) or "
+                                                                  "SPENDSENTRY_READ_TOKENS (reads only). With no token "
+                                                                  "configured the worker serves loopback only."}}},
     "paths": {
         **_DASHBOARD_PATHS,
         "/healthz": {"get": {
@@ -270,3 +272,25 @@ OPENAPI: dict[str, Any] = {
         "/openapi.json": {"get": {"summary": "This document.", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.")}}},
     },
 }
+
+
+def _require_tokens(document: dict[str, Any]) -> None:
+    """Every ``/v1/*`` route and ``/metrics`` takes a bearer token (reads a read or write token);
+    Slack's callback is signed instead; bodies are read under a limit and a timeout."""
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            responses = operation["responses"]
+            if method in ("post", "put", "patch"):
+                responses.setdefault("408", _json(_ERROR, "Body not received within SPENDSENTRY_WEB_READ_TIMEOUT_SECONDS."))
+                responses.setdefault("413", _json(_ERROR, "Body over SPENDSENTRY_MAX_BODY_BYTES."))
+            if path.startswith("/v1/subscriptions") and method in ("post", "put", "patch"):
+                responses["422"] = _json(_ERROR, "The webhook destination is refused by the SSRF guard (the reason "
+                                                 "says why: not a globally routable address, unresolvable host).")
+            if (path.startswith("/v1/") or path == "/metrics") and path != "/v1/slack/interactivity":
+                operation.setdefault("security", [{"bearer": []}])
+                responses.setdefault("401", _json(_ERROR, "Missing or invalid bearer token."))
+
+
+_require_tokens(OPENAPI)

@@ -63,6 +63,7 @@ class Runtime:
         self.deadletter_topic = app.topic(settings.deadletter_topic, partitions=settings.partitions, **raw)
         self.undeliverable_topic = app.topic(settings.undeliverable_topic, partitions=settings.partitions, **raw)
         self.budget_spend_topic = app.topic(settings.budget_spend_topic, partitions=settings.partitions, **raw)
+        self.control_topic = app.topic(settings.control_topic, partitions=settings.partitions, **raw)
         # per-partition engine state: written to the source partition's changelog partition
         self.windows = _bytes_table(app, "windows", settings.partitions)
         self.models = _bytes_table(app, "models", settings.partitions)
@@ -255,8 +256,9 @@ class Runtime:
     async def feedback(self, alert_id: str, action: Any, *, user: Any = None) -> tuple[int, dict[str, Any]]:
         """Acknowledge, snooze (1 h) or mark an alert expected, from Slack buttons or the API.
 
-        "expected" travels on the usage topic to the partition that owns the key, where the
-        key's detector takes the current level as normal and the incident resolves.
+        "expected" travels on the control topic (never the usage topic: producers of usage events
+        must not steer detectors) to the partition that owns the key, where the key's detector takes
+        the current level as normal and the incident resolves (:meth:`apply_control`).
         """
         action = FEEDBACK_ACTIONS.get(action) if isinstance(action, str) else None
         if action is None:
@@ -270,8 +272,8 @@ class Runtime:
             self.delivery.snoozed[alert_id] = time.time() + SNOOZE_S
         if action == "expected" and alert.type == ALERT_TYPE:
             control = {CONTROL: "feedback", "action": "expected", "alert_id": alert_id, "key": alert.key}
-            await self.usage_topic.send(key=message_key(alert.key, self.settings.group_bys[0]),
-                                        value=orjson.dumps(control))
+            await self.control_topic.send(key=message_key(alert.key, self.settings.group_bys[0]),
+                                          value=orjson.dumps(control))
         state = ACTION_STATES[action]
         for channel in {d["sink"].split(":", 1)[1] for d in record["deliveries"] if d["sink"].startswith("slack:")}:
             sink = self.delivery.factory.sink_for(Destination(type="slack", channel=channel))
@@ -279,6 +281,28 @@ class Runtime:
         record.setdefault("feedback", []).append({"action": action, "user": user, "at": time.time()})
         self.delivery.recent[alert_id] = record
         return 202, {"alert_id": alert_id, "action": action, "state": state}
+
+    async def apply_control(self, partition: int, raw: bytes) -> None:
+        """One control record: applied to the engine of the same usage partition (the topics are
+        co-partitioned), its alerts published and the engine snapshotted; a bad one is logged."""
+        async with self.lock:
+            if not any(tp.topic == self.settings.usage_topic and tp.partition == partition
+                       for tp in self.app.consumer.assignment()):
+                log.warning("control record for partition %d skipped: usage partition not assigned here", partition)
+                return
+            engine = self.engines.get(partition)
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                log.warning("control record on partition %d skipped: invalid JSON: %s", partition, exc)
+                return
+            if not isinstance(data, dict):
+                log.warning("control record on partition %d skipped: not a JSON object", partition)
+                return
+            for dead in engine.control(data, raw):
+                log.warning("control record on partition %d skipped: %s", partition, dead.reason)
+            await self.publish(engine.drain_alerts())
+            self.engines.persist(partition)
 
     def owns_alert(self, alert_id: str) -> bool:
         """Whether this worker holds the alerts-topic partition of ``alert_id`` (it runs its retries)."""
