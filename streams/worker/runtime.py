@@ -37,6 +37,7 @@ from streams.core.forecast import Forecast, tracker_forecast
 from streams.producer import message_key
 from streams.sources.normalize import Normalizer
 from streams.worker.alert_delivery import DeliveryService, JsonTable, partition_of
+from streams.worker.digests import DigestService
 from streams.worker.partition_engines import PartitionEngines, persist
 
 log = logging.getLogger("spendsentry.streams")
@@ -73,7 +74,7 @@ class Runtime:
         # small state every worker needs (API, routing, deliveries): global, writable from anywhere
         self.tables = {name: _global_table(app, name, settings.partitions) for name in (
             "subscriptions", "budgets", "budget_state", "recent", "delivered", "routes", "sent", "pending",
-            "slack_refs", "snoozed", "waiting")}
+            "slack_refs", "snoozed", "waiting", "digest_spend", "digests")}
         self.delivery = DeliveryService(settings, self.tables, owns=self.owns_alert)
         self.budgets_store = JsonTable(self.tables["budgets"])
         self.budget_state = JsonTable(self.tables["budget_state"])
@@ -102,6 +103,8 @@ class Runtime:
         self.revoked: set[tuple[str, int]] = set()
         #: the GPU agent's ledgers, once :func:`streams.worker.gpu_agent.register_gpu` ran
         self.gpu: Any = None
+        self.digests = DigestService(settings, self.tables, lambda: self.engines.engines, self.delivery,
+                                     owns=self.owns_alert)
 
     async def send_dead(self, dead: DeadLetter, message: Any) -> None:
         """Dead-letter record: the original bytes as value, the reason and origin in headers."""
