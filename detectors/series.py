@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from river import stats, utils
+from river import stats
 
 from detectors.base import Features, Verdict
 
@@ -129,8 +129,8 @@ class AnomalyLikelihood:
     every wobble improbable), and a run of "red zone" likelihoods (tail below ``red``) keeps only
     its first at full strength, the rest reported at the ``yellow`` tail: one anomaly, one alarm.
     The output is HTM's log scale: ``log(1 - likelihood) / log(1e-10)``, in [0, 1].
-    Built from River's parts: ``Rolling(Mean)`` for the short window, ``Rolling(Var)`` (mean and
-    variance) for the long run.
+    Built from River's parts: ``stats.Mean`` over the short window and ``stats.Var`` (mean and
+    variance) over the long one, each kept rolling by ``update``/``revert``.
     """
 
     def __init__(self, short: int = 10, long: int = 2000, learning: int = 150, min_mean: float = 0.03,
@@ -142,8 +142,12 @@ class AnomalyLikelihood:
         self.min_var = min_var
         self.red = red
         self.yellow = yellow
-        self._recent = utils.Rolling(stats.Mean, window_size=short)
-        self._history = utils.Rolling(stats.Var, window_size=long)
+        # the windows are plain lists fed to River's statistics with update/revert (what
+        # river.utils.Rolling does), so the state stays plain data for the state codec
+        self._recent_values: list[float] = []
+        self._recent = stats.Mean()
+        self._history_values: list[float] = []
+        self._history = stats.Var()
         self._n = 0
         self._last_tail = 1.0
 
@@ -151,13 +155,12 @@ class AnomalyLikelihood:
         """Tail probability of the short mean including ``raw`` (1.0 while learning)."""
         if self._n < self.learning:
             return 1.0
-        recent = self._recent.obj
-        k = min(self._n, self.short)
+        k = len(self._recent_values)
         # the short mean once ``raw`` joins the window (the oldest value leaves when it is full)
-        oldest = self._recent.window[0][0][0] if k == self.short else None
-        total = recent.get() * k + raw - (oldest if oldest is not None else 0.0)
+        oldest = self._recent_values[0] if k == self.short else None
+        total = self._recent.get() * k + raw - (oldest if oldest is not None else 0.0)
         avg = total / (k if oldest is not None else k + 1)
-        mean = max(self._history.obj.mean.get(), self.min_mean)
+        mean = max(self._history.mean.get(), self.min_mean)
         sd = math.sqrt(max(self._history.get(), self.min_var))
         z = abs(avg - mean) / sd
         return 0.5 * math.erfc(z / math.sqrt(2.0))
@@ -172,10 +175,17 @@ class AnomalyLikelihood:
 
     def learn(self, raw: float) -> None:
         self._last_tail = self._tail(raw)
-        self._recent.update(raw)
+        self._push(self._recent_values, self._recent, raw, self.short)
         if self._n >= self.short - 1:
-            self._history.update(self._recent.get())
+            self._push(self._history_values, self._history, self._recent.get(), self.long)
         self._n += 1
+
+    @staticmethod
+    def _push(values: list[float], stat: Any, value: float, size: int) -> None:
+        values.append(value)
+        stat.update(value)
+        if len(values) > size:
+            stat.revert(values.pop(0))
 
 
 class LikelihoodSeriesDetector:
