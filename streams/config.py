@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -207,6 +208,11 @@ class Settings:
     gpu_prices_file: Path | None = None
     warning_usd_per_hour: float = 10.0
     critical_usd_per_hour: float = 100.0
+    # issue 12
+    max_future_s: float = 300.0
+    max_keys: int = 50_000
+    stall_s: float = 120.0
+    retention_s: float = 30 * 86_400.0
 
     @property
     def gpu_topic(self) -> str:
@@ -245,7 +251,8 @@ class Settings:
             alert_key=self.group_bys[0], horizon_s=self.segment_horizon_s, max_segments=self.max_segments)
         return EngineConfig(bucket_seconds=self.bucket_seconds, allowed_lateness_s=self.allowed_lateness_s,
                             group_bys=self.group_bys, attribution=attribution,
-                            severity=SeverityPolicy(self.warning_usd_per_hour, self.critical_usd_per_hour))
+                            severity=SeverityPolicy(self.warning_usd_per_hour, self.critical_usd_per_hour),
+                            max_keys=self.max_keys, max_future_s=self.max_future_s, clock=time.time)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -294,6 +301,11 @@ class Settings:
             **_attribution_env(env),
             warning_usd_per_hour=_float(env, "SPENDSENTRY_SEVERITY_WARNING_USD_PER_HOUR", cls.warning_usd_per_hour),
             critical_usd_per_hour=_float(env, "SPENDSENTRY_SEVERITY_CRITICAL_USD_PER_HOUR", cls.critical_usd_per_hour),
+            # issue 12
+            max_future_s=_float(env, "SPENDSENTRY_MAX_FUTURE_SECONDS", cls.max_future_s),
+            max_keys=_int(env, "SPENDSENTRY_MAX_KEYS", cls.max_keys, minimum=1),
+            stall_s=_float(env, "SPENDSENTRY_STALL_SECONDS", cls.stall_s, minimum=1.0),
+            retention_s=_float(env, "SPENDSENTRY_RETENTION_SECONDS", cls.retention_s, minimum=60.0),
         )
 
 

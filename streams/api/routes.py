@@ -133,9 +133,11 @@ def register_pages(app: faust.App, runtime: ApiState) -> None:
     @app.page("/healthz")
     async def healthz(view: faust.web.View, request: Any) -> Any:
         ready = runtime.ready()
-        body = {"status": "ok" if ready else "starting", "recovered": ready,
+        problems = runtime.problems()
+        status = "unwell" if problems else "ok" if ready else "starting"
+        body = {"status": status, "recovered": ready, "problems": problems,
                 "partitions": sorted(runtime.engines.engines)}
-        return view.json(body, status=200 if ready else 503)
+        return view.json(body, status=200 if ready and not problems else 503)
 
     @app.page("/v1/alerts")
     async def alerts(view: faust.web.View, request: Any) -> Any:

@@ -40,6 +40,12 @@ class GpuState(Protocol):
     def view(self, window_s: float) -> dict[str, Any]: ...
 
 
+class HealthState(Protocol):
+    """The worker's own condition: agent restarts by agent name."""
+
+    restarts: Mapping[str, int]
+
+
 class ApiState(Protocol):
     """Everything a route, the metrics page or a spend view may read or ask of the worker."""
 
@@ -52,8 +58,13 @@ class ApiState(Protocol):
     formats: set[str]
     normalize: Normalizer | None
     gpu: GpuState | None
+    health: HealthState
 
     def ready(self) -> bool: ...
+
+    def problems(self) -> list[str]: ...
+
+    def progress_ages(self) -> dict[int, float]: ...
 
     async def flush_writes(self) -> None: ...
 

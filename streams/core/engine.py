@@ -17,6 +17,7 @@ Event-time rules (documented in docs/concepts/buckets-and-watermarks.md, tested 
 from __future__ import annotations
 
 import hashlib
+import logging
 import pickle
 from operator import attrgetter
 from time import perf_counter
@@ -38,6 +39,9 @@ from streams.core.attribution import AttributionConfig, SegmentStore
 from detectors.bill_grain import BILL_TAG, BillGrainDetector
 
 ALERT_TYPE = "cost_spike"
+#: the one key of a family that every new key folds into once the family holds ``max_keys`` keys
+OTHER = "__other__"
+log = logging.getLogger("spendsentry.engine")
 #: field that marks a control message (feedback) on the usage topic
 CONTROL = "__control__"
 CONTROL_MARK = b'"__control__"'
@@ -68,6 +72,12 @@ class EngineConfig:
     detector_factory: Callable[[], Detector] = SeasonalSpendDetector
     #: per-bucket attribution segments and the tag policy (streams/core/attribution.py); None = off
     attribution: AttributionConfig | None = None
+    #: keys per family (and models in ``unpriced_models``) before new ones fold into ``__other__``
+    max_keys: int = 50_000
+    #: an event stamped more than this ahead of ``clock()`` (or, with no clock, of the engine's
+    #: running watermark) is dead-lettered and never moves the watermark; None = no bound
+    max_future_s: float | None = None
+    clock: Callable[[], float] | None = None
 
 
 @dataclass(slots=True)
@@ -90,6 +100,12 @@ class Counters:
     buckets_closed: int = 0
     alerts: int = 0
     detector_seconds: float = 0.0
+    #: events dead-lettered for a timestamp too far ahead (also counted in ``invalid``)
+    future: int = 0
+    #: events whose new key was folded into its family's ``__other__`` key (the cap was reached)
+    folded: int = 0
+    #: messages or events whose processing raised an unexpected error (also counted in ``invalid``)
+    errors: int = 0
 
     def add(self, other: Counters) -> None:
         for name in self.__slots__:  # type: ignore[attr-defined]
@@ -142,17 +158,51 @@ class Engine:
         self.segments = SegmentStore(config.attribution, config.bucket_seconds) if config.attribution else None
         #: imported bill rows (FOCUS), judged at their own grain; made on the first one
         self.bills: BillGrainDetector | None = None
+        #: keys per family (for the ``max_keys`` cap) and the families that already logged their fold
+        self.family_sizes = [0] * len(self._families)
+        self._folded_logged: set[int] = set()
+
+    def future_limit(self) -> float:
+        """The latest event time accepted now (``inf`` with no bound or before the first event)."""
+        config = self.config
+        if config.max_future_s is None:
+            return float("inf")
+        if config.clock is not None:
+            return config.clock() + config.max_future_s
+        return self.max_ts + config.max_future_s if self.max_ts else float("inf")
 
     # -- input -------------------------------------------------------------------------
     def ingest(self, raw: bytes) -> list[DeadLetter]:
-        """Decode one message (an event or a JSON array of events) and add what is valid."""
+        """Decode one message (an event or a JSON array of events) and add what is valid.
+
+        Never raises: whatever goes wrong with the message (or one element of it), including an
+        unexpected error in pricing, attribution or detection, becomes a dead letter with its
+        reason, so one bad message never stops the stream (docs/operations/guarantees.md).
+        """
+        try:
+            return self._ingest(raw)
+        except Exception as exc:  # isolation: the message is the unit of failure, not the stream
+            self.counters.invalid += 1
+            self.counters.errors += 1
+            return [DeadLetter(_unexpected(exc), raw)]
+
+    def _ingest(self, raw: bytes) -> list[DeadLetter]:
         if CONTROL_MARK not in raw:
-            events = decode_usage(raw)
-            if events is not None:  # every event valid: the hot path
+            try:
+                events = decode_usage(raw)
+            except RecursionError:
+                events = None  # nested deeper than the typed decoder recurses: orjson says why below
+            if events is not None:  # every event well-formed: the hot path
                 add = self.add
-                for event in events:
-                    add(event)
-                return []
+                dead: list[DeadLetter] = []
+                for index, event in enumerate(events):
+                    try:
+                        add(event)
+                    except Exception as exc:
+                        whole = len(events) == 1 and raw.lstrip()[:1] != b"["
+                        dead.append(self._reject(exc, raw if whole else orjson.dumps(event.to_dict()),
+                                                 None if whole else index))
+                return dead
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -163,29 +213,42 @@ class Engine:
                 return self.control(data, raw)
             try:
                 self.add(validate_usage(data))
-            except SchemaError as exc:
-                self.counters.invalid += 1
-                return [_dead(exc, raw)]
+            except Exception as exc:
+                return [self._reject(exc, raw)]
             return []
         if not isinstance(data, list):
             self.counters.invalid += 1
             err = DecodeError(f"message must be a JSON object or array of objects, got {type(data).__name__}")
             return [DeadLetter(err.reason, raw)]
-        dead: list[DeadLetter] = []
+        dead = []
         for index, item in enumerate(data):
             try:
                 self.add(validate_usage(item))
-            except SchemaError as exc:
-                self.counters.invalid += 1
-                dead.append(_dead(exc, orjson.dumps(item), index))
+            except Exception as exc:
+                dead.append(self._reject(exc, orjson.dumps(item), index))
         return dead
 
+    def _reject(self, exc: Exception, original: bytes, index: int | None = None) -> DeadLetter:
+        """The dead letter of one message or array element that raised ``exc``."""
+        self.counters.invalid += 1
+        if isinstance(exc, SchemaError):
+            return _dead(exc, original, index)
+        self.counters.errors += 1
+        return DeadLetter(_unexpected(exc), original, None, index)
+
     def add(self, event: UsageEvent) -> None:
-        """Add one validated event; closes buckets the event's time carries the watermark past."""
+        """Add one validated event; closes buckets the event's time carries the watermark past.
+
+        Raises :class:`FutureEventError` (and changes nothing) when the event is stamped further
+        ahead than ``max_future_s``."""
+        ts = event.timestamp
+        if self.config.max_future_s is not None and ts > self.future_limit():
+            self.counters.future += 1
+            raise FutureEventError(ts, self.future_limit(), self.config.max_future_s,
+                                   "wall clock" if self.config.clock is not None else "watermark")
         if event.tags and BILL_TAG in event.tags:
             return self._add_bill(event)
         size = self._size
-        ts = event.timestamp
         start = ts - ts % size
         cost = event.cost_usd
         unpriced = False
@@ -202,7 +265,11 @@ class Engine:
             key = key_of(event)
             state = keys.get((family_index, key))
             if state is None:
-                state = self._new_state(family_index, dims, key)
+                if self.family_sizes[family_index] >= self.config.max_keys:
+                    key = self._fold(family_index, dims)
+                    state = keys.get((family_index, key))
+                if state is None:
+                    state = self._new_state(family_index, dims, key)
             bucket = None if late else state.open.get(start)
             if family_index == 0 and bucket is not None and digest in bucket.ids:
                 self.counters.duplicates += 1
@@ -240,7 +307,10 @@ class Engine:
             counters.late += 1
         if unpriced:
             counters.unpriced += 1
-            self.unpriced_models[(event.provider, event.model)] += 1
+            model = (event.provider, event.model)
+            if model not in self.unpriced_models and len(self.unpriced_models) >= self.config.max_keys:
+                model = (OTHER, OTHER)
+            self.unpriced_models[model] += 1
         if ts > self.max_ts:
             self.max_ts = ts
             if ts - self.config.allowed_lateness_s - size >= self.closed_until:
@@ -389,7 +459,17 @@ class Engine:
         named = dict(zip(dims, key))
         state = KeyState(key_name(named), named, self.config.detector_factory(), Lifecycle(self.config.resolve_after))
         self.keys[(family_index, key)] = state
+        self.family_sizes[family_index] += 1
         return state
+
+    def _fold(self, family_index: int, dims: tuple[str, ...]) -> tuple:
+        """The ``__other__`` key a new key of a full family is counted under (logged once)."""
+        self.counters.folded += 1
+        if family_index not in self._folded_logged:
+            self._folded_logged.add(family_index)
+            log.warning("key family %s holds %d keys (SPENDSENTRY_MAX_KEYS): new keys are counted under %s",
+                        ",".join(dims), self.config.max_keys, OTHER)
+        return (OTHER,) * len(dims)
 
     # -- output ------------------------------------------------------------------------
     @property
@@ -467,6 +547,21 @@ class Engine:
 
 def _by_name(state: KeyState) -> str:
     return state.name
+
+
+class FutureEventError(ValidationError):
+    """An event stamped further ahead than ``max_future_s``: it would move the watermark past every
+    real event and blind detection, so it is dead-lettered instead."""
+
+    def __init__(self, timestamp: float, limit: float, max_future_s: float, against: str) -> None:
+        super().__init__("timestamp", timestamp,
+                         f"more than {max_future_s:g} s ahead of the {against} (latest accepted {limit:.3f})")
+
+
+def _unexpected(exc: BaseException) -> str:
+    """Dead-letter reason of an unexpected error: its type and message, bounded."""
+    text = f"processing failed: {type(exc).__name__}: {exc}"
+    return text if len(text) <= 500 else text[:497] + "..."
 
 
 def _dead(exc: SchemaError, original: bytes, index: int | None = None) -> DeadLetter:

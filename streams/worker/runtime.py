@@ -35,6 +35,7 @@ from streams.core.engine import ALERT_TYPE, CONTROL, Counters, DeadLetter, Price
 from streams.producer import message_key
 from streams.sources.normalize import Normalizer
 from streams.worker.alert_delivery import DeliveryService, JsonTable, partition_of
+from streams.worker.health import Health
 from streams.worker.partition_engines import PartitionEngines, persist
 
 log = logging.getLogger("spendsentry.streams")
@@ -47,6 +48,9 @@ BATCH_WITHIN_S = 0.2
 #: engine state is snapshotted (and the events it counts acked) at most this often per partition:
 #: alerts still go out after every batch, but a hot key is written once per second, not per batch
 PERSIST_EVERY_S = 1.0
+#: a dead-letter record keeps at most this much of the original message (plus its headers), so
+#: a message at the broker's size limit still fits in one dead-letter record
+DEADLETTER_MAX_BYTES = 900_000
 
 
 class Runtime:
@@ -99,6 +103,8 @@ class Runtime:
         self.revoked: set[tuple[str, int]] = set()
         #: the GPU agent's ledgers, once :func:`streams.worker.gpu_agent.register_gpu` ran
         self.gpu: Any = None
+        #: agent crashes and per-partition progress, for /healthz and /metrics
+        self.health = Health(settings.stall_s)
 
     async def send_dead(self, dead: DeadLetter, message: Any) -> None:
         """Dead-letter record: the original bytes as value, the reason and origin in headers."""
@@ -111,8 +117,12 @@ class Runtime:
             headers["spendsentry-error"] = orjson.dumps(dead.error)
         if dead.index is not None:
             headers["spendsentry-index"] = str(dead.index).encode()
-        log.warning("dead letter %s/%d/%d: %s", message.topic, message.partition, message.offset, dead.reason)
-        await self.deadletter_topic.send(key=message.key, value=dead.original, headers=headers)
+        value = dead.original
+        if len(value) > DEADLETTER_MAX_BYTES:
+            headers["spendsentry-truncated-from"] = str(len(value)).encode()
+            value = value[:DEADLETTER_MAX_BYTES]
+        log.warning("dead letter %s/%d/%d: %s", message.topic, message.partition, message.offset, dead.reason[:300])
+        await self.deadletter_topic.send(key=message.key, value=value, headers=headers)
 
     async def send_usage(self, events: list[UsageEvent]) -> None:
         """Write validated events to the usage topic, one JSON array per partition key."""
@@ -159,6 +169,16 @@ class Runtime:
             if engine is not None:
                 self.retired.add(engine.counters)
         self.engines.drop(partitions)
+        self.health.forget(partitions)
+
+    def problems(self) -> list[str]:
+        """Why the worker is unwell now (an agent crashed recently, a partition with lag stalled,
+        recovery stuck); empty when healthy."""
+        return self.health.problems(self.consumer_lag(), self.app.tables.recovery.completed.is_set())
+
+    def progress_ages(self) -> dict[int, float]:
+        """Seconds since each assigned usage partition last advanced."""
+        return self.health.seconds_since_progress(set(self.consumer_lag()))
 
     def owns(self, topic: str, partition: int) -> bool:
         return (topic, partition) not in self.revoked
