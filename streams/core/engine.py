@@ -521,10 +521,10 @@ class Engine:
         return self.keys.get((family_index, values)) or self._new_state(family_index, dims, values)
 
     # -- views ---------------------------------------------------------------------------
-    def spend(self) -> list[dict[str, Any]]:
-        """Current windows per key, for ``GET /v1/spend``."""
+    def spend(self, states: Iterable[KeyState] | None = None) -> list[dict[str, Any]]:
+        """Current windows per key (of ``states``, default all), for ``GET /v1/spend``."""
         out = []
-        for state in self.keys.values():
+        for state in self.keys.values() if states is None else states:
             out.append({
                 "key": state.key,
                 "total_cost_usd": round(state.total_cost, 6),

@@ -32,6 +32,7 @@ from schemas.usage import UsageEvent
 from streams.config import Settings
 from streams.core.budgets import BudgetBook, Partial, load_budgets_file
 from streams.core.engine import ALERT_TYPE, CONTROL, Counters, DeadLetter, Pricer
+from streams.core.paging import alert_order, page
 from streams.producer import message_key
 from streams.sources.normalize import Normalizer
 from streams.worker.alert_delivery import DeliveryService, JsonTable, partition_of
@@ -304,10 +305,10 @@ class Runtime:
             log.error("alert %s undeliverable to %s: %s", record.alert["alert_id"], record.destination_key, record.reason)
             await self.undeliverable_topic.send(key=record.alert["alert_id"].encode(), value=orjson.dumps(record.to_dict()))
 
-    def recent_alerts(self, limit: int) -> list[dict[str, Any]]:
-        records = list(self.delivery.recent.values())
-        records.sort(key=lambda r: (r["alert"]["triggered_at"], r["alert"]["status"]), reverse=True)
-        return records[:limit]
+    def recent_alerts(self, limit: int, after: tuple | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first (resolved before firing at the same time): one page after the cursor key
+        ``after``, and the next page's cursor (see :func:`streams.core.paging.page`)."""
+        return page(self.delivery.recent.values(), alert_order, limit, after)
 
 
 def _bytes_table(app: faust.App, name: str, partitions: int) -> faust.Table:
