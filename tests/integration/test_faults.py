@@ -97,7 +97,7 @@ async def test_sigkill_during_a_burst(make_worker, receiver, slack_api, broker, 
     if after:
         await produce(broker, topic_prefix, after, batch=50)
     await eventually(lambda: _counted(second, len(events)), timeout=120,
-                     message=f"every event counted once ({len(events)}; last seen: {LAST_COUNT})")
+                     message=lambda: f"every event counted once ({len(events)}; last seen: {LAST_COUNT})")
     await eventually(lambda: webhooks(receiver, "firing") and webhooks(receiver, "resolved"), timeout=120,
                      message="the burst's firing and resolved webhooks")
     firing = webhooks(receiver, "firing")
