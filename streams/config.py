@@ -210,7 +210,7 @@ class Settings:
     critical_usd_per_hour: float = 100.0
     # issue 12
     max_future_s: float = 300.0
-    max_keys: int = 50_000
+    max_keys: int = 10_000
     stall_s: float = 120.0
     retention_s: float = 30 * 86_400.0
 

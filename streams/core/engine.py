@@ -73,7 +73,7 @@ class EngineConfig:
     #: per-bucket attribution segments and the tag policy (streams/core/attribution.py); None = off
     attribution: AttributionConfig | None = None
     #: keys per family (and models in ``unpriced_models``) before new ones fold into ``__other__``
-    max_keys: int = 50_000
+    max_keys: int = 10_000
     #: an event stamped more than this ahead of ``clock()`` (or, with no clock, of the engine's
     #: running watermark) is dead-lettered and never moves the watermark; None = no bound
     max_future_s: float | None = None
