@@ -32,7 +32,8 @@ class SinkFactory:
         self.retry = retry
         self.sleep = sleep
         self.pacer = ChannelPacer(sleep=sleep)
-        #: shared by every webhook sink (e.g. one with the SSRF-guarded transport); owned by the caller
+        #: shared by every webhook and PagerDuty sink: the SSRF-guarded one (:func:`alerts.ssrf.guarded_client`)
+        #: in every command that sends; owned by the caller
         self.webhook_client = webhook_client
         self._sinks: dict[str, Sink] = {}
 
@@ -53,7 +54,7 @@ class SinkFactory:
         else:
             assert dest.routing_key
             sink = PagerDutySink(dest.routing_key, base_url=self.pagerduty_url, retry=self.retry, sleep=self.sleep,
-                                 name=dest.key)
+                                 name=dest.key, client=self.webhook_client)
         self._sinks[dest.key] = sink
         return sink
 

@@ -37,6 +37,31 @@ class SlackSignatureError(SpendSentryError):
         super().__init__(f"{reason}: {detail}")
 
 
+class ReplayCache:
+    """Signatures seen within the tolerance window: a verified request presented again inside the
+    5 minutes is refused (``replayed``). Bounded: at most ``max_entries`` are held; the oldest go first."""
+
+    def __init__(self, tolerance_s: float = TOLERANCE_S, max_entries: int = 100_000) -> None:
+        self.tolerance_s = tolerance_s
+        self.max_entries = max_entries
+        self._seen: dict[str, float] = {}  # signature -> its request timestamp, in arrival order
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def check(self, headers: Mapping[str, str], *, now: float | None = None) -> None:
+        """Call after :func:`verify_request`; raises :class:`SlackSignatureError` on a replay."""
+        current = time.time() if now is None else now
+        for seen, at in list(self._seen.items()):
+            if current - at <= self.tolerance_s and len(self._seen) < self.max_entries:
+                break
+            del self._seen[seen]
+        key = f"{_header(headers, HEADER_TIMESTAMP)}:{_header(headers, HEADER_SIGNATURE)}"
+        if key in self._seen:
+            raise SlackSignatureError("replayed", "this signed request was already received")
+        self._seen[key] = float(int(_header(headers, HEADER_TIMESTAMP)))
+
+
 class InteractionError(SpendSentryError):
     """A verified request whose payload is not a button click we know (answer 400)."""
 

@@ -101,6 +101,11 @@ class BudgetTracker:
 
     # -- input -----------------------------------------------------------------------------
     @property
+    def history_start(self) -> float | None:
+        """Start (epoch seconds) of the first minute this tracker counted spend in; None before."""
+        return None if self._first_minute is None else self._first_minute * MINUTE
+
+    @property
     def key(self) -> dict[str, str]:
         return {**self.budget.match, "budget": self.budget.id}
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
+from urllib.parse import urlsplit
 
 from schemas.alert import SEVERITIES
 from schemas.errors import ConfigError, ValidationError
@@ -57,6 +58,24 @@ def mask(secret: str | None, prefix: str = "") -> str | None:
         return None
     body = secret[len(prefix):] if prefix and secret.startswith(prefix) else secret
     return f"{prefix if secret.startswith(prefix) else ''}****{body[-4:] if len(body) > 8 else ''}"
+
+
+def mask_url(url: str) -> str:
+    """A destination URL as it may be shown: scheme, host (and port), the last 4 characters and a
+    stable id (``https://hooks.slack.com/…x9Qz#3f2a9c1b0d4e``). The path and query (for Slack,
+    Teams, Discord and many incident tools *the* secret) never leave; the id tells two URLs apart."""
+    digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return f"?…#{digest}"
+    if ":" in host:
+        host = f"[{host}]"
+    rest = url[len(f"{parts.scheme}://{parts.netloc}"):]
+    tail = f"…{rest[-4:]}" if len(rest) > 8 else ""
+    return f"{parts.scheme}://{host}{port}/{tail}#{digest}"
 
 
 def is_dimension(name: str) -> bool:
@@ -114,9 +133,11 @@ class Destination:
 
     @property
     def key(self) -> str:
-        """Stable identity for per-destination state (cooldowns, grouping, routes); holds no secret."""
+        """Stable identity for per-destination state (cooldowns, grouping, routes) and the sink name in
+        the delivery log, pending retries and the undeliverable topic: holds no secret (a webhook
+        URL is masked, with a hash of the whole URL to tell two apart)."""
         if self.type == "webhook":
-            return f"webhook:{self.url}"
+            return f"webhook:{mask_url(self.url or '')}"
         if self.type == "slack":
             return f"slack:{self.channel}"
         digest = hashlib.sha256((self.routing_key or "").encode()).hexdigest()[:16]
@@ -125,7 +146,8 @@ class Destination:
     def to_dict(self, *, masked: bool = True) -> dict[str, Any]:
         if self.type == "webhook":
             secret = mask(self.secret, "whsec_") if masked else self.secret
-            return {"type": "webhook", "url": self.url, "secret": secret, "cloudevents": self.cloudevents}
+            url = mask_url(self.url or "") if masked else self.url
+            return {"type": "webhook", "url": url, "secret": secret, "cloudevents": self.cloudevents}
         if self.type == "slack":
             return {"type": "slack", "channel": self.channel}
         return {"type": "pagerduty", "routing_key": mask(self.routing_key) if masked else self.routing_key}

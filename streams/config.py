@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, ValidationError
+from schemas.focus import DEFAULT_TAG_MAP, parse_tag_map
 from schemas.usage import DIMENSIONS
 from alerts.lifecycle import SeverityPolicy
 from streams.core.attribution import AttributionConfig, TagPolicy
@@ -208,11 +209,23 @@ class Settings:
     gpu_prices_file: Path | None = None
     warning_usd_per_hour: float = 10.0
     critical_usd_per_hour: float = 100.0
+    #: read-only API tokens, the explicit opt-out of "no token: loopback only", web timeouts
+    read_tokens: tuple[str, ...] = field(default=(), repr=False)
+    allow_unauthenticated: bool = False
+    web_read_timeout_s: float = 30.0
+    #: FOCUS import: event field -> tag keys (``SPENDSENTRY_FOCUS_TAG_MAP``; docs: concepts/cost-sources.md)
+    focus_tag_map: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_TAG_MAP))
+
     # issue 12
     max_future_s: float = 300.0
     max_keys: int = 10_000
     stall_s: float = 120.0
     retention_s: float = 30 * 86_400.0
+
+    @property
+    def control_topic(self) -> str:
+        """Operator feedback ("expected"), produced only by the worker's API and Slack handler."""
+        return f"{self.topic_prefix}.control"
 
     @property
     def gpu_topic(self) -> str:
@@ -286,7 +299,7 @@ class Settings:
             idle_close_s=_float(env, "SPENDSENTRY_IDLE_CLOSE_SECONDS", cls.idle_close_s, minimum=0.5),
             prices_file=Path(prices) if prices else None,
             data_dir=Path(env.get("SPENDSENTRY_DATA_DIR") or ".spendsentry"),
-            api_tokens=_list(env, "SPENDSENTRY_API_TOKENS"),
+            api_tokens=_tokens(env, "SPENDSENTRY_API_TOKENS"),
             replication_factor=_int(env, "SPENDSENTRY_REPLICATION_FACTOR", cls.replication_factor),
             max_body_bytes=_int(env, "SPENDSENTRY_MAX_BODY_BYTES", cls.max_body_bytes),
             kafka_security=KafkaSecurity.from_env(env),
@@ -301,12 +314,21 @@ class Settings:
             **_attribution_env(env),
             warning_usd_per_hour=_float(env, "SPENDSENTRY_SEVERITY_WARNING_USD_PER_HOUR", cls.warning_usd_per_hour),
             critical_usd_per_hour=_float(env, "SPENDSENTRY_SEVERITY_CRITICAL_USD_PER_HOUR", cls.critical_usd_per_hour),
+            **_security_env(env),
+            focus_tag_map=_focus_tag_map(env),
             # issue 12
             max_future_s=_float(env, "SPENDSENTRY_MAX_FUTURE_SECONDS", cls.max_future_s),
             max_keys=_int(env, "SPENDSENTRY_MAX_KEYS", cls.max_keys, minimum=1),
             stall_s=_float(env, "SPENDSENTRY_STALL_SECONDS", cls.stall_s, minimum=1.0),
             retention_s=_float(env, "SPENDSENTRY_RETENTION_SECONDS", cls.retention_s, minimum=60.0),
         )
+
+
+def _focus_tag_map(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    try:
+        return parse_tag_map(env.get("SPENDSENTRY_FOCUS_TAG_MAP") or "")
+    except ValidationError as exc:
+        raise ConfigError(f"SPENDSENTRY_FOCUS_TAG_MAP: {exc}") from None
 
 
 def _attribution_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -335,3 +357,40 @@ def _attribution_env(env: Mapping[str, str]) -> dict[str, Any]:
         "gpu_idle_minutes": _float(env, "SPENDSENTRY_GPU_IDLE_MINUTES", Settings.gpu_idle_minutes, minimum=0.0),
         "gpu_prices_file": Path(gpu_prices) if gpu_prices else None,
     }
+
+
+#: shortest accepted API token (characters) and webhook secret key (bytes, as subscriptions require)
+MIN_TOKEN_CHARS = 16
+MIN_SECRET_BYTES = 24
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def _tokens(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    tokens = _list(env, name)
+    for index, token in enumerate(tokens):
+        if len(token) < MIN_TOKEN_CHARS:
+            raise ConfigError(f"{name}: token #{index + 1} has {len(token)} characters; use at least "
+                              f"{MIN_TOKEN_CHARS} random ones (e.g. `openssl rand -hex 24`)")
+    return tokens
+
+
+def _security_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """Tokens, secrets and the web bind, checked at start (docs: operations/security.md)."""
+    from alerts.signing import decode_secret
+
+    secret = env.get("SPENDSENTRY_WEBHOOK_SECRET")
+    if secret and len(decode_secret(secret)) < MIN_SECRET_BYTES:
+        raise ConfigError(f"SPENDSENTRY_WEBHOOK_SECRET: decodes to {len(decode_secret(secret))} bytes; use at least "
+                          f"{MIN_SECRET_BYTES} random bytes (whsec_ + base64)")
+    api_tokens, read_tokens = _tokens(env, "SPENDSENTRY_API_TOKENS"), _tokens(env, "SPENDSENTRY_READ_TOKENS")
+    opt_out = env.get("SPENDSENTRY_ALLOW_UNAUTHENTICATED", "")
+    if opt_out not in ("", "0", "1"):
+        raise ConfigError(f"SPENDSENTRY_ALLOW_UNAUTHENTICATED={opt_out!r}: use 1 or 0")
+    host = env.get("SPENDSENTRY_WEB_HOST") or Settings.web_host
+    if not (api_tokens or read_tokens) and host not in LOOPBACK_HOSTS and opt_out != "1":
+        raise ConfigError(f"SPENDSENTRY_WEB_HOST={host}: serving the API beyond loopback needs tokens "
+                          "(set SPENDSENTRY_API_TOKENS and/or SPENDSENTRY_READ_TOKENS), or set "
+                          "SPENDSENTRY_ALLOW_UNAUTHENTICATED=1 to serve it open on purpose")
+    return {"read_tokens": read_tokens, "allow_unauthenticated": opt_out == "1",
+            "web_read_timeout_s": _float(env, "SPENDSENTRY_WEB_READ_TIMEOUT_SECONDS", Settings.web_read_timeout_s,
+                                         minimum=0.1)}

@@ -1,9 +1,12 @@
-"""Bearer-token check for mutating and ingest endpoints (tokens from SPENDSENTRY_API_TOKENS)."""
+"""Bearer-token checks: writes (mutations, ingest) need a token of SPENDSENTRY_API_TOKENS; reads
+(every other ``/v1/*`` route, ``/metrics``, and any page that shows state) one of those or of
+SPENDSENTRY_READ_TOKENS. With no token configured at all the worker serves loopback only
+(:mod:`streams.config` refuses anything else), and reads are open to that host."""
 
 from __future__ import annotations
 
 import hmac
-from typing import Mapping
+from typing import Mapping, Protocol
 
 
 def bearer_error(headers: Mapping[str, str], tokens: tuple[str, ...]) -> str | None:
@@ -24,3 +27,17 @@ def bearer_error(headers: Mapping[str, str], tokens: tuple[str, ...]) -> str | N
         matched |= hmac.compare_digest(presented.encode("utf-8", "surrogatepass"),
                                        token.encode("utf-8", "surrogatepass"))
     return None if matched else "invalid bearer token"
+
+
+class TokenSettings(Protocol):
+    api_tokens: tuple[str, ...]
+    read_tokens: tuple[str, ...]
+
+
+def read_error(headers: Mapping[str, str], settings: TokenSettings) -> str | None:
+    """None when the request may read (a write or a read token, or no token configured), else the
+    reason to answer 401 with. The one check every page that shows state uses."""
+    tokens = settings.api_tokens + settings.read_tokens
+    if not tokens:
+        return None
+    return bearer_error(headers, tokens)

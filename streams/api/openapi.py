@@ -123,13 +123,52 @@ def _crud(path: str, name: str, schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# issue 17: the dashboard's reads (streams/api/dashboard.py)
+_DASHBOARD_PATHS: dict[str, Any] = {
+    "/v1/series": {"get": {
+        "summary": "Spend per bucket per group over a window, filtered by any dimension, with totals, unit costs, "
+                   "the untagged share and, where a detector watches the grouping, its expected band. Any other query "
+                   "parameter named after a segment dimension filters exactly: ?team=search.",
+        "parameters": [{"name": "group_by", "in": "query", "schema": {"type": "string", "default": "model"}},
+                       {"name": "window", "in": "query", "schema": {"type": "string", "default": "6h"}}],
+        "responses": {"200": _json({"type": "object", "properties": {
+            "group_by": {"type": "array", "items": {"type": "string"}},
+            "filter": {"type": "object", "additionalProperties": {"type": "string"}},
+            "series": {"type": "array", "items": {"type": "object", "properties": {
+                "key": {"type": "object"}, "cost_usd": {"type": "number"},
+                "points": {"type": "array", "items": {"type": "object", "properties": {
+                    "t": {"type": "number"}, "cost_usd": {"type": "number"}}}},
+                "expected": {"type": ["array", "null"], "items": {"type": "object", "properties": {
+                    "t": {"type": "number"}, "expected": {"type": "number"}, "low": {"type": "number"},
+                    "high": {"type": "number"}}}}}}},
+            "rows": {"type": "array"}, "total": {"type": "object"}, "untagged": {"type": "object"},
+        }}, "Spend series."), "400": _json(_ERROR, "Bad query parameter.")},
+    }},
+    "/v1/forecast": {"get": {
+        "summary": "Period-end spend forecast per budget (weekday seasonality and trend, 80 % interval); "
+                   "group_by=team keeps the budgets scoped to exactly one team.",
+        "parameters": [{"name": "group_by", "in": "query", "schema": {"type": "string"}}],
+        "responses": {"200": _json({"type": "object", "properties": {
+            "forecasts": {"type": "array", "items": {"type": "object", "properties": {
+                "budget_id": {"type": "string"}, "key": {"type": ["object", "null"]},
+                "forecast": {"type": ["object", "null"], "properties": {
+                    "spent_usd": {"type": "number"}, "projected_usd": {"type": "number"},
+                    "low_usd": {"type": "number"}, "high_usd": {"type": "number"}}}}}}}},
+            "Forecasts."), "400": _json(_ERROR, "Bad query parameter.")},
+    }},
+}
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "spendsentry", "version": "0.1.0",
              "description": "Real-time AI spend windows and cost alerts."},
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                                   "description": "A token from SPENDSENTRY_API_TOKENS."}}},
+                                                   "description": "A token from SPENDSENTRY_API_TOKENS (any route) or "
+                                                                  "SPENDSENTRY_READ_TOKENS (reads only). With no token "
+                                                                  "configured the worker serves loopback only."}}},
     "paths": {
+        **_DASHBOARD_PATHS,
         "/healthz": {"get": {
             "summary": "Health: tables recovered, no rebalance in progress, no agent crashed within "
                        "SPENDSENTRY_STALL_SECONDS, no partition with lag stalled that long, recovery not stuck.",
@@ -243,3 +282,25 @@ OPENAPI: dict[str, Any] = {
         "/openapi.json": {"get": {"summary": "This document.", "responses": {"200": _json({"type": "object"}, "OpenAPI 3.")}}},
     },
 }
+
+
+def _require_tokens(document: dict[str, Any]) -> None:
+    """Every ``/v1/*`` route and ``/metrics`` takes a bearer token (reads a read or write token);
+    Slack's callback is signed instead; bodies are read under a limit and a timeout."""
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            responses = operation["responses"]
+            if method in ("post", "put", "patch"):
+                responses.setdefault("408", _json(_ERROR, "Body not received within SPENDSENTRY_WEB_READ_TIMEOUT_SECONDS."))
+                responses.setdefault("413", _json(_ERROR, "Body over SPENDSENTRY_MAX_BODY_BYTES."))
+            if path.startswith("/v1/subscriptions") and method in ("post", "put", "patch"):
+                responses["422"] = _json(_ERROR, "The webhook destination is refused by the SSRF guard (the reason "
+                                                 "says why: not a globally routable address, unresolvable host).")
+            if (path.startswith("/v1/") or path == "/metrics") and path != "/v1/slack/interactivity":
+                operation.setdefault("security", [{"bearer": []}])
+                responses.setdefault("401", _json(_ERROR, "Missing or invalid bearer token."))
+
+
+_require_tokens(OPENAPI)

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
 
-from alerts.slack_interactivity import InteractionError, SlackSignatureError, parse_action, verify_request
+from alerts.slack_interactivity import InteractionError, ReplayCache, SlackSignatureError, parse_action, verify_request
+from alerts.ssrf import SsrfGuard
 from schemas.budget import Budget, validate_budget
 from schemas.subscription import Subscription, validate_subscription
 from streams.api.spend_views import spend_segments, wants_segments
 from streams.api.auth import bearer_error
+from streams.api.dashboard import register_dashboard
 from streams.api.resources import Resource, error, parse_body
 from streams.api.ingest import parse_events
 from streams.api.prometheus import render
 from streams.api.openapi import OPENAPI
+from streams.api.web_guard import off_loop, read_body, read_gate, vet_destination
 
 from streams.api.state import ApiState
 from streams.core.attribution import parse_window
@@ -44,14 +48,22 @@ def _reply(view: faust.web.View, response: tuple[int, Any]) -> Any:
     return view.json(body, status=status)
 
 
-def _resource_pages(app: faust.App, runtime: ApiState, path: str, resource: Resource) -> None:
-    """``GET/POST {path}`` and ``GET/PUT/PATCH/DELETE {path}/{id}``; mutations need a bearer token."""
+def _resource_pages(app: faust.App, runtime: ApiState, path: str, resource: Resource,
+                    vet: Callable[[dict[str, Any]], Awaitable[tuple[int, Any] | None]] | None = None) -> None:
+    """``GET/POST {path}`` and ``GET/PUT/PATCH/DELETE {path}/{id}``; mutations need a bearer token
+    (reads a read token, checked by :func:`streams.api.web_guard.read_gate`); ``vet`` may refuse a body."""
     settings = runtime.settings
 
     async def authorized_body(request: Any) -> dict[str, Any] | tuple[int, Any]:
         if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
             return error(401, reason)
-        return parse_body(await request.read(), settings.max_body_bytes)
+        raw = await read_body(request, settings.max_body_bytes, settings.web_read_timeout_s)
+        if isinstance(raw, tuple):
+            return raw
+        body = await off_loop(parse_body, raw, settings.max_body_bytes)
+        if vet is not None and not isinstance(body, tuple) and (refused := await vet(body)) is not None:
+            return refused
+        return body
 
     async def durable(response: tuple[int, Any]) -> tuple[int, Any]:
         """Answer a mutation only once its changelog write reached Kafka (it survives a crash)."""
@@ -92,9 +104,17 @@ def _resource_pages(app: faust.App, runtime: ApiState, path: str, resource: Reso
 
 def register_pages(app: faust.App, runtime: ApiState) -> None:
     settings = runtime.settings
+    app.web.web_app.middlewares.append(read_gate(settings))
+    guard = SsrfGuard(settings.webhook_allowlist)
+    replays = ReplayCache()
+
+    async def vet(body: dict[str, Any]) -> tuple[int, Any] | None:
+        return await vet_destination(guard, body)
+
+    register_dashboard(app, runtime)  # /ui/, /v1/series, /v1/forecast (issue 17)
     _resource_pages(app, runtime, "/v1/subscriptions", Resource(
         "subscriptions", runtime.delivery.subscriptions, validate_subscription, Subscription.from_dict,
-        render=lambda sub: sub.to_dict(masked=True), store_form=lambda sub: sub.to_dict(masked=False)))
+        render=lambda sub: sub.to_dict(masked=True), store_form=lambda sub: sub.to_dict(masked=False)), vet=vet)
     _resource_pages(app, runtime, "/v1/budgets", Resource(
         "budgets", runtime.budgets_store, validate_budget, Budget.from_dict,
         render=runtime.budget_view, store_form=lambda budget: budget.to_dict()))
@@ -115,7 +135,8 @@ def register_pages(app: faust.App, runtime: ApiState) -> None:
         async def post(self, request: Any, alert_id: str) -> Any:
             if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
                 return self.json({"error": reason}, status=401)
-            body = parse_body(await request.read(), settings.max_body_bytes)
+            raw = await read_body(request, settings.max_body_bytes, settings.web_read_timeout_s)
+            body = raw if isinstance(raw, tuple) else parse_body(raw, settings.max_body_bytes)
             if isinstance(body, tuple):
                 return _reply(self, body)
             return _reply(self, await runtime.feedback(alert_id, body.get("action"), user=body.get("user")))
@@ -123,11 +144,14 @@ def register_pages(app: faust.App, runtime: ApiState) -> None:
     @app.page("/v1/slack/interactivity")
     class SlackInteractivity(faust.web.View):
         async def post(self, request: Any) -> Any:
-            body = await request.read()
             if not settings.slack_signing_secret:
                 return self.json({"error": "SPENDSENTRY_SLACK_SIGNING_SECRET is not set"}, status=503)
+            body = await read_body(request, settings.max_body_bytes, settings.web_read_timeout_s)
+            if isinstance(body, tuple):
+                return _reply(self, body)
             try:
                 verify_request(settings.slack_signing_secret, request.headers, body)
+                replays.check(request.headers)
             except SlackSignatureError as exc:
                 return self.json({"error": str(exc)}, status=401)
             try:
@@ -193,16 +217,14 @@ def register_pages(app: faust.App, runtime: ApiState) -> None:
             settings = runtime.settings
             if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
                 return self.json({"error": reason}, status=401)
-            if (request.content_length or 0) > settings.max_body_bytes:
-                return self.json({"error": f"body over {settings.max_body_bytes} bytes"}, status=413)
             fmt = request.query.get("format", "canonical")
             if fmt not in runtime.formats:
                 return self.json({"error": f"format: unknown {fmt!r} (use one of {', '.join(sorted(runtime.formats))})"},
                                  status=400)
-            body = await request.read()
-            if len(body) > settings.max_body_bytes:
-                return self.json({"error": f"body over {settings.max_body_bytes} bytes"}, status=413)
-            events, errors = parse_events(body, fmt, runtime.normalize)
+            body = await read_body(request, settings.max_body_bytes, settings.web_read_timeout_s)
+            if isinstance(body, tuple):
+                return _reply(self, body)
+            events, errors = await off_loop(parse_events, body, fmt, runtime.normalize)
             await runtime.send_usage(events)
             status = 400 if errors and not events else 202
             return self.json({"accepted": len(events), "rejected": len(errors), "errors": errors[:100]}, status=status)

@@ -10,6 +10,7 @@ from schemas.budget import Budget
 from schemas.usage import UsageEvent
 from streams.config import Settings
 from streams.core.engine import Counters, Engine
+from streams.core.forecast import Forecast
 from streams.core.gpu_ledger import GpuLedger
 from streams.core.histogram import Histogram
 from streams.sources.normalize import Normalizer
@@ -79,3 +80,5 @@ class ApiState(Protocol):
     def recent_alerts(self, limit: int, after: tuple | None = None) -> tuple[list[dict[str, Any]], str | None]: ...
 
     async def send_usage(self, events: list[UsageEvent]) -> None: ...
+
+    def budget_forecast(self, budget_id: str) -> Forecast | None: ...

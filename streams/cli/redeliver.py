@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from alerts.sink_protocol import DeliveryResult
 from alerts.delivery import UndeliverableRecord, redeliver
 from alerts.destinations import SinkFactory
+from alerts.ssrf import guarded_client
 from schemas.subscription import Destination, Subscription
 from streams.config import Settings
 from streams.worker.alert_delivery import default_destinations
@@ -83,8 +84,9 @@ async def run_redeliver(settings: Settings, alert_id: str | None = None) -> list
     if alert_id is not None:
         records = [r for r in records if r.alert.get("alert_id") == alert_id]
     known = await destinations(settings)
+    http = guarded_client(settings.webhook_allowlist, settings.webhook_timeout_s)  # the worker's guard, not a plain client
     factory = SinkFactory(slack_token=settings.slack_token, slack_api_url=settings.slack_api_url,
-                          pagerduty_url=settings.pagerduty_api_url)
+                          pagerduty_url=settings.pagerduty_api_url, webhook_client=http)
 
     def sink_for(record: UndeliverableRecord) -> Any:
         dest = known.get(record.destination_key)
@@ -94,4 +96,5 @@ async def run_redeliver(settings: Settings, alert_id: str | None = None) -> list
         results = await redeliver(records, sink_for)
     finally:
         await factory.aclose()
+        await http.aclose()
     return list(zip(records, results))

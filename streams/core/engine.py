@@ -36,6 +36,7 @@ from schemas.usage import UsageEvent, decode_usage, validate_usage
 from streams.core.buckets import Bucket, KeyState
 from streams.core.budgets import BudgetPartials, Partial
 from streams.core.attribution import AttributionConfig, SegmentStore
+from streams.core.expected_band import ExpectedHistory
 from detectors.bill_grain import BILL_TAG, BillGrainDetector
 
 ALERT_TYPE = "cost_spike"
@@ -57,7 +58,7 @@ class EngineConfig:
     allowed_lateness_s: float = 10.0
     #: key families; the first is the partition key producers must key messages by, and every
     #: other family must include its dimensions so each key lives in exactly one partition.
-    group_bys: tuple[tuple[str, ...], ...] = (("model",),)
+    group_bys: tuple[tuple[str, ...], ...] = (("model",), ("model", "service"))
     resolve_after: int = 3
     max_gap_buckets: int = 240
     severity: SeverityPolicy = field(default_factory=SeverityPolicy)
@@ -161,6 +162,13 @@ class Engine:
         #: keys per family (for the ``max_keys`` cap) and the families that already logged their fold
         self.family_sizes = [0] * len(self._families)
         self._folded_logged: set[int] = set()
+        self.expected = ExpectedHistory(config.attribution.horizon_s if config.attribution else 86_400.0, self._size)
+        #: new incidents of the time step being closed, merged across families by :meth:`_merge`
+        self._pending: list[tuple[KeyState, Alert]] = []
+        #: (family index, key values) -> the keys of finer families inside it (a model's streams)
+        self._children: dict[tuple, list[KeyState]] = {}
+        #: (family index, values of the dimensions other than ``model``) -> keys of that family
+        self._by_rest: dict[tuple, list[KeyState]] = {}
 
     def future_limit(self) -> float:
         """The latest event time accepted now (``inf`` with no bound or before the first event)."""
@@ -209,8 +217,9 @@ class Engine:
             self.counters.invalid += 1
             return [DeadLetter(f"invalid JSON: {exc}", raw)]
         if isinstance(data, dict):
-            if CONTROL in data:
-                return self.control(data, raw)
+            if CONTROL in data:  # feedback travels on <prefix>.control, produced by the worker only
+                self.counters.invalid += 1
+                return [DeadLetter("control records are not accepted on the usage topic", raw)]
             try:
                 self.add(validate_usage(data))
             except Exception as exc:
@@ -263,6 +272,8 @@ class Engine:
         dirty = self._dirty_windows
         for family_index, dims, key_of in self._family_keys:
             key = key_of(event)
+            if family_index and "" in key:
+                continue  # a finer family needs every dimension (an event without a service is its model's)
             state = keys.get((family_index, key))
             if state is None:
                 if self.family_sizes[family_index] >= self.config.max_keys:
@@ -334,8 +345,8 @@ class Engine:
             self._alerts += alerts
 
     def control(self, data: dict[str, Any], raw: bytes) -> list[DeadLetter]:
-        """A control message travelling with the usage stream (so it is ordered with the key's
-        events and reaches the partition that owns the key).
+        """A control message from ``<prefix>.control`` (written only by the worker's API and Slack
+        handler, keyed like the usage topic so it reaches the partition that owns the key).
 
         ``{"__control__": "feedback", "action": "expected", "alert_id": ..., "key": {...}}``: the
         operator says the alert's level is normal: the key's detector takes the level of its
@@ -390,6 +401,7 @@ class Engine:
         for start in sorted(s for s in self._open_index if s + size <= limit):
             for state in sorted(self._open_index.pop(start), key=_by_name):
                 self._close(state, state.open.pop(start))
+            self._merge()
         self.closed_until = limit
         if self.segments is not None:
             self.segments.close(limit)
@@ -411,6 +423,7 @@ class Engine:
         started = perf_counter()
         verdict: Verdict = state.judge(bucket)
         self.counters.detector_seconds += perf_counter() - started
+        self.expected.record(state.name, bucket.start, bucket.cost, verdict.expected)
         config = self.config
         if state.closed >= config.fast_warmup:
             state.fast_floor = verdict.expected + config.fast_min_excess_usd
@@ -430,8 +443,7 @@ class Engine:
             },
         )
         if alert is not None:
-            self.counters.alerts += 1
-            self._alerts.append(alert)
+            self._emit(state, alert)
 
     def _fast_check(self, state: KeyState, bucket: Bucket, ts: float) -> None:
         """Cheap in-bucket burst test: a 30x retry storm alerts within seconds, not at minute end."""
@@ -451,15 +463,23 @@ class Engine:
                      "projected_usd": round(projected, 6), "early": True},
         )
         if alert is not None:
-            self.counters.alerts += 1
-            self._alerts.append(alert)
+            self._emit(state, alert)
+            self._merge()
             self._dirty_models.add(state)
 
     def _new_state(self, family_index: int, dims: tuple[str, ...], key: tuple) -> KeyState:
         named = dict(zip(dims, key))
-        state = KeyState(key_name(named), named, self.config.detector_factory(), Lifecycle(self.config.resolve_after))
+        detector = self.config.detector_factory()
+        if family_index < len(self._families) - 1 and hasattr(detector, "use_mix"):
+            detector.use_mix = False  # a mixture of finer keys: its cost per request moves with their mix
+        state = KeyState(key_name(named), named, detector, Lifecycle(self.config.resolve_after))
         self.keys[(family_index, key)] = state
         self.family_sizes[family_index] += 1
+        parent = self._parent_id(named)
+        if family_index and parent is not None:
+            self._children.setdefault(parent, []).append(state)
+        if "model" in named:
+            self._by_rest.setdefault(_rest(family_index, named), []).append(state)
         return state
 
     def _fold(self, family_index: int, dims: tuple[str, ...]) -> tuple:
@@ -470,6 +490,76 @@ class Engine:
             log.warning("key family %s holds %d keys (SPENDSENTRY_MAX_KEYS): new keys are counted under %s",
                         ",".join(dims), self.config.max_keys, OTHER)
         return (OTHER,) * len(dims)
+
+    # -- one incident per cause ------------------------------------------------------------
+    def _emit(self, state: KeyState, alert: Alert) -> None:
+        """A new (or reopened) incident waits for :meth:`_merge`; escalations and resolutions go out."""
+        if alert.status == "firing" and "escalated_from" not in alert.details:
+            self._pending.append((state, alert))
+            return
+        self.counters.alerts += 1
+        self._alerts.append(alert)
+
+    def _parent_id(self, named: dict[str, str]) -> tuple | None:
+        """The partition-family key that contains ``named`` (``model=X`` for ``model=X,service=Y``)."""
+        top = self._families[0]
+        if tuple(named) == top or not all(d in named for d in top):
+            return None
+        return (0, tuple(named[d] for d in top))
+
+    def _related(self, state: KeyState) -> list[KeyState]:
+        parent = self._parent_id(state.key)
+        if parent is not None:
+            return [self.keys[parent]] if parent in self.keys else []
+        return self._children.get((0, tuple(state.key.values())), [])
+
+    def _merge(self) -> None:
+        """One alert per cause: of the keys of one model that open incidents in the same step, the
+        most specific (``model x service``) speaks and the others are silent; a key whose parent or
+        child already has an open, announced incident is silent too (that alert tells the story)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        pending.sort(key=lambda p: -len(p[0].key))
+        fresh = {state for state, _ in pending}
+        emitted: set[KeyState] = set()
+        for state, alert in pending:
+            incident = state.lifecycle.incident
+            if incident is None:
+                continue
+            if any(r.lifecycle.incident is not None and not r.lifecycle.incident.silent
+                   and (r not in fresh or r in emitted) for r in self._related(state)):
+                incident.silent = True
+                continue
+            moved = self._moved_from(state)
+            if moved:
+                alert.details["moved_from"] = moved
+                alert.summary += f"; traffic moved from {', '.join(moved)} to {state.key['model']}"
+            emitted.add(state)
+            self.counters.alerts += 1
+            self._alerts.append(alert)
+
+    def _moved_from(self, state: KeyState) -> list[str]:
+        """Models whose traffic fell while ``state``'s rose, for the same service (a model swap).
+
+        For a ``model x service`` key: the same service's keys on other models whose last bucket
+        fell below half its expectation. For a model key: the same, for each of its rising streams.
+        """
+        if "model" not in state.key:
+            return []
+        rising = [state] if self._parent_id(state.key) is not None else [
+            c for c in self._children.get((0, tuple(state.key.values())), [])
+            if c.last is not None and c.last.cost > 1.5 * c.last.expected]
+        out: list[str] = []
+        for r in rising:
+            family = self._families.index(tuple(r.key))
+            for sib in self._by_rest.get(_rest(family, r.key), []):
+                last = sib.last
+                if (sib is not r and last is not None and last.expected > 0 and last.cost < 0.5 * last.expected
+                        and last.start == (r.last.start if r.last else last.start)
+                        and sib.key["model"] not in out):
+                    out.append(sib.key["model"])
+        return out
 
     # -- output ------------------------------------------------------------------------
     @property
@@ -547,6 +637,10 @@ class Engine:
 
 def _by_name(state: KeyState) -> str:
     return state.name
+
+
+def _rest(family_index: int, named: dict[str, str]) -> tuple:
+    return (family_index, tuple(v for d, v in named.items() if d != "model"))
 
 
 class FutureEventError(ValidationError):

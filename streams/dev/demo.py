@@ -150,6 +150,7 @@ async def run_demo(history_hours: float = 3.0, burst_after_s: float = 45.0, dura
     try:
         await wait_ready(f"http://127.0.0.1:{port}/healthz", worker)
         say(f"worker ready; webhook receiver at {receiver_url}")
+        say(f"dashboard: http://127.0.0.1:{port}/ui/  (the burst shows there as it happens)")
         progress = asyncio.create_task(report_progress(f"http://127.0.0.1:{port}"))
         generator = TrafficGenerator(id_prefix=run_id)
         now = float(int(time.time()))

@@ -54,6 +54,11 @@ def create_worker(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtim
         broker_heartbeat_interval=2.0,
         broker_credentials=settings.kafka_security.faust_credentials(),
         topic_replication_factor=settings.replication_factor,
+        # issue 13: Faust's /table/* and /router/* pages would show tables (secrets included) to anyone;
+        # aiohttp refuses bodies over the configured limit (its own default is 1 MiB)
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_application_options={"client_max_size": settings.max_body_bytes + 1},
     )
     runtime = Runtime(app, settings, pricer)
     app.on_agent_crash = runtime.health.agent_crashed
@@ -132,6 +137,11 @@ def create_worker(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtim
             for partition, partials in by_partition.items():
                 if runtime.owns(settings.budget_spend_topic, partition):
                     await runtime.track_budgets(partition, partials)
+
+    @app.agent(runtime.control_topic, name="apply_control")
+    async def apply_control(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await runtime.apply_control(event.message.partition, event.value)
 
     @app.timer(interval=1.0)
     async def retry_deliveries() -> None:

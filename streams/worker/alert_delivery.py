@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
-import httpx
 import orjson
 from aiokafka.partitioner import murmur2
 
@@ -25,7 +24,7 @@ from alerts.delivery import PendingDelivery, RetryQueue, RetrySchedule, Undelive
 from alerts.destinations import SinkFactory
 from alerts.routing import Grouper, NotificationGate, Route, Router
 from alerts.sinks.log import LogSink
-from alerts.ssrf import DestinationRefused, GuardedTransport, SsrfGuard
+from alerts.ssrf import DestinationRefused, guarded_client
 from schemas.alert import Alert
 from schemas.subscription import Destination, Subscription
 from streams.config import Settings
@@ -99,9 +98,7 @@ class DeliveryService:
         self.recent = JsonTable(tables["recent"])
         self.delivered = JsonTable(tables["delivered"])
         self.snoozed = JsonTable(tables["snoozed"])
-        guard = SsrfGuard(settings.webhook_allowlist)
-        self.http = httpx.AsyncClient(transport=GuardedTransport(guard), timeout=settings.webhook_timeout_s,
-                                      follow_redirects=False)
+        self.http = guarded_client(settings.webhook_allowlist, settings.webhook_timeout_s)
         self.factory = SinkFactory(slack_token=settings.slack_token, slack_api_url=settings.slack_api_url,
                                    slack_refs=JsonTable(tables["slack_refs"]), pagerduty_url=settings.pagerduty_api_url,
                                    webhook_client=self.http)

@@ -22,6 +22,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.exceptions import ConsumerNotStarted
 
 from alerts.slack_blocks import ACTION_STATES
 from alerts.slack_interactivity import SNOOZE_S
@@ -32,6 +33,7 @@ from schemas.usage import UsageEvent
 from streams.config import Settings
 from streams.core.budgets import BudgetBook, Partial, load_budgets_file
 from streams.core.engine import ALERT_TYPE, CONTROL, Counters, DeadLetter, Pricer
+from streams.core.forecast import Forecast, tracker_forecast
 from streams.core.paging import alert_order, page
 from streams.producer import message_key
 from streams.sources.normalize import Normalizer
@@ -66,6 +68,7 @@ class Runtime:
         self.deadletter_topic = app.topic(settings.deadletter_topic, partitions=settings.partitions, **raw)
         self.undeliverable_topic = app.topic(settings.undeliverable_topic, partitions=settings.partitions, **raw)
         self.budget_spend_topic = app.topic(settings.budget_spend_topic, partitions=settings.partitions, **raw)
+        self.control_topic = app.topic(settings.control_topic, partitions=settings.partitions, **raw)
         # per-partition engine state: written to the source partition's changelog partition
         self.windows = _bytes_table(app, "windows", settings.partitions)
         self.models = _bytes_table(app, "models", settings.partitions)
@@ -175,11 +178,18 @@ class Runtime:
     def problems(self) -> list[str]:
         """Why the worker is unwell now (an agent crashed recently, a partition with lag stalled,
         recovery stuck); empty when healthy."""
-        return self.health.problems(self.consumer_lag(), self.app.tables.recovery.completed.is_set())
+        return self.health.problems(self._lag_if_started(), self.app.tables.recovery.completed.is_set())
 
     def progress_ages(self) -> dict[int, float]:
         """Seconds since each assigned usage partition last advanced."""
-        return self.health.seconds_since_progress(set(self.consumer_lag()))
+        return self.health.seconds_since_progress(set(self._lag_if_started()))
+
+    def _lag_if_started(self) -> dict[int, int]:
+        """:meth:`consumer_lag`, or no partitions while the consumer is not started yet."""
+        try:
+            return self.consumer_lag()
+        except ConsumerNotStarted:
+            return {}
 
     def owns(self, topic: str, partition: int) -> bool:
         return (topic, partition) not in self.revoked
@@ -261,6 +271,10 @@ class Runtime:
                     pickle.dumps((applied_to[budget_id], tracker)))
             self.budget_state[budget_id] = tracker.state()
 
+    def budget_forecast(self, budget_id: str) -> Forecast | None:
+        tracker = self.budget_book.trackers.get(budget_id)
+        return None if tracker is None else tracker_forecast(tracker)
+
     def budget_view(self, budget: Budget) -> dict[str, Any]:
         return {**budget.to_dict(), "state": self.budget_state.get(budget.id)}
 
@@ -268,8 +282,9 @@ class Runtime:
     async def feedback(self, alert_id: str, action: Any, *, user: Any = None) -> tuple[int, dict[str, Any]]:
         """Acknowledge, snooze (1 h) or mark an alert expected, from Slack buttons or the API.
 
-        "expected" travels on the usage topic to the partition that owns the key, where the
-        key's detector takes the current level as normal and the incident resolves.
+        "expected" travels on the control topic (never the usage topic: producers of usage events
+        must not steer detectors) to the partition that owns the key, where the key's detector takes
+        the current level as normal and the incident resolves (:meth:`apply_control`).
         """
         action = FEEDBACK_ACTIONS.get(action) if isinstance(action, str) else None
         if action is None:
@@ -283,8 +298,8 @@ class Runtime:
             self.delivery.snoozed[alert_id] = time.time() + SNOOZE_S
         if action == "expected" and alert.type == ALERT_TYPE:
             control = {CONTROL: "feedback", "action": "expected", "alert_id": alert_id, "key": alert.key}
-            await self.usage_topic.send(key=message_key(alert.key, self.settings.group_bys[0]),
-                                        value=orjson.dumps(control))
+            await self.control_topic.send(key=message_key(alert.key, self.settings.group_bys[0]),
+                                          value=orjson.dumps(control))
         state = ACTION_STATES[action]
         for channel in {d["sink"].split(":", 1)[1] for d in record["deliveries"] if d["sink"].startswith("slack:")}:
             sink = self.delivery.factory.sink_for(Destination(type="slack", channel=channel))
@@ -292,6 +307,28 @@ class Runtime:
         record.setdefault("feedback", []).append({"action": action, "user": user, "at": time.time()})
         self.delivery.recent[alert_id] = record
         return 202, {"alert_id": alert_id, "action": action, "state": state}
+
+    async def apply_control(self, partition: int, raw: bytes) -> None:
+        """One control record: applied to the engine of the same usage partition (the topics are
+        co-partitioned), its alerts published and the engine snapshotted; a bad one is logged."""
+        async with self.lock:
+            if not any(tp.topic == self.settings.usage_topic and tp.partition == partition
+                       for tp in self.app.consumer.assignment()):
+                log.warning("control record for partition %d skipped: usage partition not assigned here", partition)
+                return
+            engine = self.engines.get(partition)
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                log.warning("control record on partition %d skipped: invalid JSON: %s", partition, exc)
+                return
+            if not isinstance(data, dict):
+                log.warning("control record on partition %d skipped: not a JSON object", partition)
+                return
+            for dead in engine.control(data, raw):
+                log.warning("control record on partition %d skipped: %s", partition, dead.reason)
+            await self.publish(engine.drain_alerts())
+            self.engines.persist(partition)
 
     def owns_alert(self, alert_id: str) -> bool:
         """Whether this worker holds the alerts-topic partition of ``alert_id`` (it runs its retries)."""

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from alerts.retry import ExponentialBackoff
+from alerts.slack_interactivity import TOLERANCE_S, ReplayCache, SlackSignatureError, sign_request, verify_request
 from alerts.sinks.slack import SlackSink
 from alerts.slack_blocks import (FIELD_MAX, FIELDS_MAX, HEADER_MAX, delta_pct, fallback_text, message_blocks,
                                  render_blocks, window_text)
@@ -153,3 +154,23 @@ class TestRenderBlocks:
         assert "n/a" == delta_pct(3.0, 0.0) and "-50%" == delta_pct(1.0, 2.0)
         assert "2026-11-27 23:55–2026-11-28 00:05 UTC" == window_text(1795823700.0, 1795824300.0)
         assert fallback_text(replace(make_alert(), severity="critical")).startswith("[CRITICAL] Cost spike")
+
+
+def test_a_signed_interaction_is_accepted_once_inside_the_window() -> None:
+    body = b"payload=%7B%7D"
+    headers = sign_request("signing-secret", body, 1_800_000_000)
+    cache = ReplayCache()
+    verify_request("signing-secret", headers, body, now=1_800_000_010)
+    cache.check(headers, now=1_800_000_010)
+    with pytest.raises(SlackSignatureError, match="replayed"):
+        cache.check(headers, now=1_800_000_200)
+    other = sign_request("signing-secret", body, 1_800_000_001)
+    cache.check(other, now=1_800_000_200)  # a fresh click is not a replay
+    cache.check(headers, now=1_800_000_000 + 2 * TOLERANCE_S)  # outside the window verify_request refuses it
+
+
+def test_the_replay_cache_is_bounded() -> None:
+    cache = ReplayCache(max_entries=3)
+    for second in range(10):
+        cache.check(sign_request("s", b"x", 1_800_000_000 + second), now=1_800_000_010)
+    assert len(cache) <= 3

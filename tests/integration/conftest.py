@@ -40,6 +40,9 @@ class Worker:
         self.log_path = log_path
         self.port = int(env["SPENDSENTRY_WEB_PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
+        tokens = [t for t in env.get("SPENDSENTRY_API_TOKENS", "").split(",") if t]
+        #: reads need a token once any is configured
+        self.auth = {"Authorization": f"Bearer {tokens[0]}"} if tokens else {}
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Worker:
@@ -63,13 +66,13 @@ class Worker:
         raise AssertionError(f"worker not ready in {timeout}s\n{self.log()}")
 
     async def get(self, path: str) -> dict:
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        async with httpx.AsyncClient(timeout=5.0, headers=self.auth) as client:
             response = await client.get(f"{self.url}{path}")
             response.raise_for_status()
             return response.json()
 
     async def text(self, path: str) -> str:
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        async with httpx.AsyncClient(timeout=5.0, headers=self.auth) as client:
             response = await client.get(f"{self.url}{path}")
             response.raise_for_status()
             return response.text

@@ -29,7 +29,7 @@ from tests.support import dead_port
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "fuzz-token"
+TOKEN = "fuzz-token-0123456789"
 SIGNING = "fuzz-slack-signing-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TS = 1795759200
@@ -62,7 +62,7 @@ def worker(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wo
 
 @pytest.fixture(scope="module")
 def client(worker: Worker) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=worker.url, timeout=30) as c:
+    with httpx.Client(base_url=worker.url, timeout=30, headers=AUTH) as c:
         yield c
 
 
@@ -159,7 +159,7 @@ def test_events_specific_hostile_cases(client: httpx.Client, worker: Worker) -> 
     result = assert_clear(client.post("/v1/events", content=_dumps([dup, dup]), headers=AUTH), {202})
     assert result["accepted"] == 2
     deadline = time.monotonic() + 90
-    while httpx.get(f"{worker.url}/v1/spend", timeout=10).json()["counters"]["duplicates"] < 1:
+    while httpx.get(f"{worker.url}/v1/spend", timeout=10, headers=AUTH).json()["counters"]["duplicates"] < 1:
         assert time.monotonic() < deadline, "the duplicate was not dropped"
         time.sleep(0.5)
 

@@ -23,7 +23,7 @@ from tests.support.slack_api import SlackAPIServer
 pytestmark = pytest.mark.integration
 
 ALERT_ID = re.compile(r"al_[0-9a-f]{24}")
-TOKEN = "faults-token"
+TOKEN = "faults-token-0123456789"
 ROUTING_KEY = "FAULTSKEY0123456789abcdefABCDEF0"
 
 
@@ -66,7 +66,7 @@ async def test_sigkill_during_a_burst(make_worker, receiver, slack_api, broker, 
                    SPENDSENTRY_API_TOKENS=TOKEN)
     first = make_worker(**env).start()
     await first.ready()
-    async with httpx.AsyncClient(base_url=first.url, timeout=10) as client:  # a subscription must survive too
+    async with httpx.AsyncClient(base_url=first.url, timeout=10, headers=first.auth) as client:  # a subscription must survive too
         created = await client.post("/v1/subscriptions", headers={"Authorization": f"Bearer {TOKEN}"}, json={
             "name": "gpt", "match": {"model": "gpt-4o"}, "destination": {"type": "webhook", "url": receiver.url,
                                                                           "secret": receiver.secret}})
@@ -130,7 +130,7 @@ async def test_sinks_down_throttled_and_failing_then_everything_is_delivered(mak
                        SPENDSENTRY_DELIVERY_RETRY_SCHEDULE="2,2,2,2,2,2,2,2,2,2,2,2,2,2,2")
         worker = make_worker(**env).start()
         await worker.ready()
-        async with httpx.AsyncClient(base_url=worker.url, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=worker.url, timeout=10, headers=worker.auth) as client:
             page = await client.post("/v1/subscriptions", headers={"Authorization": f"Bearer {TOKEN}"}, json={
                 "name": "pager", "match": {"model": "gpt-4o"}, "alert_types": ["cost_spike"],
                 "destination": {"type": "pagerduty", "routing_key": ROUTING_KEY}})

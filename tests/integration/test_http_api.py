@@ -10,13 +10,13 @@ from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "test-token-123"
+TOKEN = "test-token-0123456789"
 EVENT = {"event_id": "http-1", "timestamp": 1795759200, "provider": "openai", "model": "gpt-4o",
          "input_tokens": 1000, "output_tokens": 100}
 
 
 async def test_ingest_needs_a_token_and_keeps_good_events(make_worker):
-    worker = make_worker(SPENDSENTRY_API_TOKENS=f"other,{TOKEN}").start()
+    worker = make_worker(SPENDSENTRY_API_TOKENS=f"other-token-0123456789,{TOKEN}").start()
     await worker.ready()
     async with httpx.AsyncClient(base_url=worker.url, timeout=10) as client:
         assert (await client.post("/v1/events", content=orjson.dumps(EVENT))).status_code == 401

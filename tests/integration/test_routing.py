@@ -21,7 +21,7 @@ from tests.support.pagerduty_api import PagerDutyAPIServer
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "routing-token"
+TOKEN = "routing-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefABCDEF"
 

@@ -9,7 +9,7 @@ import pytest
 
 from alerts.signing import generate_secret
 from schemas.errors import ValidationError
-from schemas.subscription import Subscription, match_key, validate_subscription
+from schemas.subscription import Destination, Subscription, match_key, validate_subscription
 
 SECRET = generate_secret()
 BODY: dict[str, Any] = {
@@ -105,3 +105,15 @@ def test_match_key_semantics() -> None:
     assert match_key({}, {"model": "gpt-4o"})
     assert match_key({"tags.tenant": "acme"}, {"tags.tenant": "acme", "model": "m"})
     assert not match_key({"model": "GPT-4O"}, {"model": "gpt-4o"})  # case-sensitive
+
+
+def test_webhook_url_is_masked_in_responses_and_keys() -> None:
+    """The URL of a Slack/Teams/Discord-style webhook is the secret: path and query never leave."""
+    url = "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX?token=s3cr3tvalue"
+    dest = Destination("webhook", url=url, secret="whsec_" + "A" * 32)
+    shown = str(dest.to_dict(masked=True)) + dest.key
+    for part in ("/services/T000/B000", "token=s3cr3tvalue", "XXXXXXXXXXXX"):
+        assert part not in shown
+    assert dest.to_dict(masked=False)["url"] == url
+    assert dest.key == Destination("webhook", url=url, secret="whsec_" + "B" * 32).key
+    assert dest.key != Destination("webhook", url=url + "2", secret="whsec_" + "A" * 32).key

@@ -192,7 +192,7 @@ def test_expected_feedback_rebases_the_detector_and_resolves() -> None:
     alerts = run(engine, events[:cut])
     (firing,) = [a for a in alerts if a.status == "firing"]
     feedback = {"__control__": "feedback", "action": "expected", "alert_id": firing.alert_id, "key": firing.key}
-    assert engine.ingest(orjson.dumps(feedback)) == []
+    assert engine.control(feedback, orjson.dumps(feedback)) == []
     (resolved,) = engine.drain_alerts()
     assert resolved.status == "resolved" and resolved.alert_id == firing.alert_id
     assert resolved.details["feedback"] == "expected"
@@ -201,5 +201,17 @@ def test_expected_feedback_rebases_the_detector_and_resolves() -> None:
 
 def test_unknown_control_message_is_dead_lettered() -> None:
     engine = Engine(EngineConfig(), FlatPricer())
-    (dead,) = engine.ingest(b'{"__control__": "explode"}')
+    (dead,) = engine.control({"__control__": "explode"}, b'{"__control__": "explode"}')
     assert dead.reason == "unknown control message 'explode'"
+
+
+def test_control_records_on_the_usage_topic_are_dead_lettered() -> None:
+    """A producer of usage events cannot rebase a detector: feedback only comes from <prefix>.control."""
+    engine = Engine(EngineConfig(), FlatPricer())
+    events = sorted(traffic(200, burst_model="gpt-4o", burst_from=180, burst_x=5), key=lambda e: e["timestamp"])
+    (firing,) = [a for a in run(engine, events[:-10]) if a.status == "firing"]
+    forged = orjson.dumps({"__control__": "feedback", "action": "expected", "alert_id": firing.alert_id,
+                           "key": firing.key})
+    (dead,) = engine.ingest(forged)
+    assert dead.reason == "control records are not accepted on the usage topic"
+    assert [a for a in engine.drain_alerts() if a.status == "resolved"] == []

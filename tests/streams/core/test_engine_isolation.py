@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.usage import UsageEvent
-from detectors.seasonal import SeasonalSpendDetector
 from streams.core.engine import OTHER, Engine, EngineConfig
 from tests.streams.core.test_engine import T0, FlatPricer, run, traffic
 
@@ -163,17 +162,16 @@ def test_unpriced_models_are_bounded() -> None:
     assert dict(engine.unpriced_models) == {("p0", "mystery"): 1, ("p1", "mystery"): 1, (OTHER, OTHER): 3}
 
 
-class BrokenRebase(SeasonalSpendDetector):
-    def rebase(self, point: dict) -> None:
+def test_an_error_outside_any_event_is_a_dead_letter_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error before the message is split into events (here in the decoder) dead-letters it whole."""
+    engine = Engine(EngineConfig(), FlatPricer())
+
+    def broken_decoder(raw: bytes) -> None:
         raise KeyError("cost")
 
-
-def test_an_error_outside_any_event_is_a_dead_letter_too() -> None:
-    """A control message whose handling raises (here the detector's rebase) is dead-lettered whole."""
-    engine = Engine(EngineConfig(detector_factory=BrokenRebase), FlatPricer())
-    run(engine, traffic(3))
-    control = {"__control__": "feedback", "action": "expected", "alert_id": "a", "key": {"model": "gpt-4o"}}
-    dead = engine.ingest(orjson.dumps(control))
-    assert [d.reason for d in dead] == ["processing failed: KeyError: 'cost'"]
+    monkeypatch.setattr("streams.core.engine.decode_usage", broken_decoder)
+    dead = engine.ingest(orjson.dumps(GOOD))
+    assert [(d.reason, d.original) for d in dead] == [("processing failed: KeyError: 'cost'", orjson.dumps(GOOD))]
     assert engine.counters.errors == 1
+    monkeypatch.undo()
     assert_still_counts(engine)
