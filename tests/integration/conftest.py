@@ -139,6 +139,16 @@ def make_worker(broker: str, topic_prefix: str, tmp_path: Path) -> Iterator:
     asyncio.run(delete_topics(broker, (topic_prefix,)))
 
 
+#: how long a "nothing more happened" check waits first: a grouping window (1.5 s) plus a delivery
+SETTLE_S = 3.0
+
+
+async def settle() -> None:
+    """Give anything still on its way (a late alert, a second delivery) time to arrive before a
+    check that it did not happen."""
+    await asyncio.sleep(SETTLE_S)
+
+
 async def eventually(check, timeout: float = 60.0, interval: float = 0.5, message: Any = "condition"):
     """Await ``check()`` (sync or async) until it returns something truthy.
 
