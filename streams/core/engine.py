@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import pickle
 from operator import attrgetter
 from time import perf_counter
 from collections import Counter
@@ -34,10 +33,13 @@ from schemas.alert import Alert
 from schemas.errors import DecodeError, SchemaError, ValidationError
 from schemas.usage import UsageEvent, decode_usage, validate_usage
 from streams.core.buckets import Bucket, KeyState
+from streams.core import state_codec
 from streams.core.budgets import BudgetPartials, Partial
 from streams.core.attribution import AttributionConfig, SegmentStore
 from streams.core.expected_band import ExpectedHistory
 from detectors.bill_grain import BILL_TAG, BillGrainDetector
+
+log = logging.getLogger("spendsentry.engine")
 
 ALERT_TYPE = "cost_spike"
 #: the one key of a family that every new key folds into once the family holds ``max_keys`` keys
@@ -579,8 +581,9 @@ class Engine:
     # -- persistence (the worker stores these blobs in Faust tables) ------------------
     def drain_dirty(self) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
         """Snapshots of what changed since the last call: (window blobs, model blobs) by key id."""
-        windows = [(s.name, pickle.dumps((s.key, s.window_state()), protocol=5)) for s in self._dirty_windows]
-        models = [(s.name, pickle.dumps((s.key, s.model_state()), protocol=5)) for s in self._dirty_models]
+        dumps = state_codec.dumps
+        windows = [(s.name, dumps((s.key, s.window_state()))) for s in self._dirty_windows]
+        models = [(s.name, dumps((s.key, s.model_state()))) for s in self._dirty_models]
         self._dirty_windows.clear()
         self._dirty_models.clear()
         return windows, models
@@ -590,19 +593,39 @@ class Engine:
                 "budget_sums": [[b, m, c] for (b, m), c in self.budget_partials.sums.items()]}
 
     def restore(self, meta: dict[str, Any] | None, windows: Iterable[bytes], models: Iterable[bytes]) -> None:
-        """Rebuild state from snapshots written by :meth:`drain_dirty` and :meth:`meta`."""
+        """Rebuild state from snapshots written by :meth:`drain_dirty` and :meth:`meta`.
+
+        A snapshot that does not decode (pickle from an older version, garbage, a class not on the
+        allow list of :mod:`streams.core.state_codec`) is skipped, logged and counted: that key
+        starts fresh."""
         if meta:
             self.max_ts, self.closed_until = meta["max_ts"], meta["closed_until"]
             self.budget_partials.sums = {(b, m): c for b, m, c in meta.get("budget_sums", [])}
         for blob in models:
-            key, model_state = pickle.loads(blob)
-            self._state_for(key).set_model_state(model_state)
+            found = self._snapshot(blob, "model")
+            if found is not None:
+                self._state_for(found[0]).set_model_state(found[1])
         for blob in windows:
-            key, window_state = pickle.loads(blob)
+            found = self._snapshot(blob, "window")
+            if found is None:
+                continue
+            key, window_state = found
             state = self._state_for(key)
             state.set_window_state(window_state)
             for start in state.open:
                 self._open_index.setdefault(start, set()).add(state)
+
+    def _snapshot(self, blob: bytes, what: str) -> tuple[dict[str, str], tuple] | None:
+        """``(key, state)`` of one snapshot, or None when it does not decode or does not fit."""
+        found = state_codec.load_or_skip(blob, what)
+        if found is None:
+            return None
+        if (type(found) is not tuple or len(found) != 2 or type(found[0]) is not dict or type(found[1]) is not tuple
+                or len(found[1]) != (5 if what == "window" else 7) or tuple(found[0]) not in self._families):
+            state_codec.SKIPPED[what] += 1
+            log.warning("skipped a %s snapshot of an unexpected shape; that key starts fresh", what)
+            return None
+        return found
 
     def _state_for(self, key: dict[str, str]) -> KeyState:
         dims = tuple(key)
