@@ -23,6 +23,7 @@ from streams.api.web_guard import off_loop, read_body, read_gate, vet_destinatio
 
 from streams.api.state import ApiState
 from streams.core.attribution import parse_window
+from streams.core.paging import ALERT_CURSOR, SPEND_CURSOR, decode_cursor, page
 
 
 def _limit(request: Any, default: int = 100, maximum: int = 500) -> int:
@@ -32,6 +33,12 @@ def _limit(request: Any, default: int = 100, maximum: int = 500) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= maximum:
         raise ValueError(f"limit: must be an integer from 1 to {maximum} (got {raw!r})")
     return int(raw)
+
+
+def _spend_order(item: tuple[Any, Any]) -> tuple[float, str]:
+    """``GET /v1/spend`` order: biggest spend first, then by key name (the cursor is this key)."""
+    state = item[1]
+    return -round(state.total_cost, 6), state.name
 
 
 def _reply(view: faust.web.View, response: tuple[int, Any]) -> Any:
@@ -157,35 +164,46 @@ def register_pages(app: faust.App, runtime: ApiState) -> None:
     @app.page("/healthz")
     async def healthz(view: faust.web.View, request: Any) -> Any:
         ready = runtime.ready()
-        body = {"status": "ok" if ready else "starting", "recovered": ready,
+        problems = runtime.problems()
+        status = "unwell" if problems else "ok" if ready else "starting"
+        body = {"status": status, "recovered": ready, "problems": problems,
                 "partitions": sorted(runtime.engines.engines)}
-        return view.json(body, status=200 if ready else 503)
+        return view.json(body, status=200 if ready and not problems else 503)
 
     @app.page("/v1/alerts")
     async def alerts(view: faust.web.View, request: Any) -> Any:
         try:
             limit = _limit(request)
+            after = decode_cursor(request.query.get("cursor"), ALERT_CURSOR)
         except ValueError as exc:
             return view.json({"error": str(exc)}, status=400)
-        return view.json({"alerts": runtime.recent_alerts(limit)})
+        records, next_cursor = runtime.recent_alerts(limit, after)
+        return view.json({"alerts": records, "next_cursor": next_cursor})
 
     @app.page("/v1/spend")
     async def spend(view: faust.web.View, request: Any) -> Any:
         if wants_segments(request.query):  # ?group_by=team,pipeline_stage&window=1h
             status, body = spend_segments(runtime, request.query)
             return view.json(body, status=status)
-        keys: list[dict[str, Any]] = []
+        try:
+            limit = _limit(request, default=1000, maximum=10_000)
+            after = decode_cursor(request.query.get("cursor"), SPEND_CURSOR)
+        except ValueError as exc:
+            return view.json({"error": str(exc)}, status=400)
         totals: dict[str, Any] = asdict(runtime.counters())
         unpriced: dict[str, int] = {}
         for engine in runtime.engines.engines.values():
-            keys += engine.spend()
             for (provider, model), count in engine.unpriced_models.items():
                 unpriced[f"{provider}/{model}"] = unpriced.get(f"{provider}/{model}", 0) + count
-        keys.sort(key=lambda k: -k["total_cost_usd"])
+        # one page of keys by spend (biggest first), picked before any key's view is built
+        chosen, next_cursor = page(((engine, state) for engine in runtime.engines.engines.values()
+                                    for state in engine.keys.values()), _spend_order, limit, after)
+        keys = [row for engine, state in chosen for row in engine.spend([state])]
         totals["deadletters"] = runtime.deadletters
         return view.json({
             "bucket_seconds": runtime.settings.bucket_seconds,
             "keys": keys,
+            "next_cursor": next_cursor,
             "counters": totals,
             "unpriced_models": unpriced,
             # imported bills (FOCUS) judged at their own grain, per service and account

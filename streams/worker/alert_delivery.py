@@ -145,7 +145,7 @@ class DeliveryService:
                 await self._record(alert, [await self.log_sink.send(alert)])
             for route in routes:
                 await self._group(route, alert)
-            self.delivered[slot] = True
+            self.delivered[slot] = self.clock()  # the time, for retention (streams/worker/retention.py)
         await self.flush_due()
 
     async def _group(self, route: Route, alert: Alert) -> None:
