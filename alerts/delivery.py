@@ -207,7 +207,13 @@ class RetryQueue:
 
     def due(self, now: float | None = None) -> list[PendingDelivery]:
         now = self.clock() if now is None else now
-        items = [PendingDelivery.from_dict(v) for v in list(self.pending.values())]
+        items = []
+        for slot, value in list(self.pending.items()):
+            item = PendingDelivery.from_dict(value)
+            if slot != item.slot:  # written before issue 13 under the unmasked key: moved to its own
+                self.pending.pop(slot, None)
+                self.pending[item.slot] = item.to_dict()
+            items.append(item)
         return sorted((i for i in items if i.next_at <= now), key=lambda i: i.next_at)
 
     def next_due(self) -> float | None:

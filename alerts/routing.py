@@ -61,6 +61,12 @@ def subscription_matches(sub: Subscription, alert: Alert) -> bool:
             and alert.observed - alert.expected >= sub.min_impact_usd)
 
 
+def legacy_key(dest: Destination) -> str | None:
+    """The key a webhook had before issue 13 (``webhook:<url>``): state written under it (routes,
+    notification gates) is still found after an upgrade."""
+    return f"webhook:{dest.url}" if dest.type == "webhook" else None
+
+
 @dataclass(slots=True)
 class Route:
     """One destination an alert goes to, and why (subscription id, or ``None`` for a default)."""
@@ -103,7 +109,7 @@ class Router:
         """The destination with ``key``: configured (subscriptions, disabled ones too, and defaults)
         or routed to by this process."""
         for dest in [sub.destination for sub in self.subscriptions] + self.default_destinations:
-            if dest.key == key:
+            if key in (dest.key, legacy_key(dest)):
                 return dest
         return self._routed.get(key)
 
@@ -301,7 +307,8 @@ class NotificationGate:
         notification is durable (sent or queued for retry), so a crash in between re-sends it."""
         now = self.clock() if now is None else now
         slot = f"{dest.key if isinstance(dest, Destination) else dest}|{alert.alert_id}"
-        last = self.sent.get(slot)
+        old = legacy_key(dest) if isinstance(dest, Destination) else None
+        last = self.sent.get(slot) or (self.sent.get(f"{old}|{alert.alert_id}") if old else None)
         if alert.status == "resolved":
             if last is None or last.get("status") == "resolved":
                 return False

@@ -203,9 +203,12 @@ async def test_pending_retries_hold_no_secret_and_find_the_destination_again_by_
     assert record.reason == f"destination {dest.key} is no longer configured" and len(sent) == 1
 
 
-def test_a_pending_retry_written_before_masking_is_read_masked() -> None:
+def test_a_pending_retry_written_before_masking_is_read_masked_and_moved_to_its_key() -> None:
     dest = Destination("webhook", url="https://hooks.example.com/services/T0/B0/SECRETPATH", secret=SECRET)
     old = {"alert": make_alert().to_dict(), "destination": dest.to_dict(masked=False), "sink": dest.key,
            "first_attempt_at": 0.0, "next_at": 5.0}
     item = PendingDelivery.from_dict(old)
     assert item.destination_key == dest.key and item.destination == dest.to_dict(masked=True)
+    table = {f"webhook:{dest.url}|{item.alert['alert_id']}|firing": old}
+    assert [i.slot for i in RetryQueue(pending=table, clock=lambda: 10.0).due()] == [item.slot]
+    assert list(table) == [item.slot] and b"SECRETPATH" not in orjson.dumps(table)  # moved, masked
