@@ -94,7 +94,7 @@ class PendingDelivery:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PendingDelivery:
-        if "destination_key" not in data:  # written before issue 13: the destination unmasked
+        if "destination_key" not in data:  # written before destinations were masked: whole
             dest = Destination.from_dict(data["destination"])
             data = {**data, "destination": dest.to_dict(masked=True), "destination_key": dest.key}
         return cls(**data)
@@ -210,7 +210,7 @@ class RetryQueue:
         items = []
         for slot, value in list(self.pending.items()):
             item = PendingDelivery.from_dict(value)
-            if slot != item.slot:  # written before issue 13 under the unmasked key: moved to its own
+            if slot != item.slot:  # written under the unmasked key of old: moved to its own
                 self.pending.pop(slot, None)
                 self.pending[item.slot] = item.to_dict()
             items.append(item)

@@ -9,7 +9,8 @@ Pipeline for each alert from ``spendsentry.alerts``::
 **Router.** A subscription matches when it is enabled, every ``match`` dimension is in the alert
 key and matches (exact or glob; a dimension the key lacks never matches), the type is in
 ``alert_types`` (empty = all), severity >= ``min_severity`` (info < warning < critical) and
-``observed - expected >= min_impact_usd``. Default destinations (the env-configured sinks) get
+``observed - expected >= min_impact_usd``; a digest subscription (``digest`` set) is never routed
+alerts, it gets its period's summary (:mod:`alerts.digest`). Default destinations (the env-configured sinks) get
 every alert (``defaults="always"``, the behaviour before subscriptions existed) or only alerts no
 subscription matched (``defaults="unmatched"``). A resolved alert goes exactly where its firing
 record went (remembered in ``routes``, a mapping the worker can back with a table), whatever the
@@ -54,15 +55,21 @@ def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity) if severity in SEVERITIES else 0
 
 
-def subscription_matches(sub: Subscription, alert: Alert) -> bool:
-    return (sub.enabled and match_key(sub.match, alert.key)
+def covers(sub: Subscription, alert: Alert) -> bool:
+    """The subscription's filters (match, types, severity, impact) take ``alert`` in."""
+    return (match_key(sub.match, alert.key)
             and (not sub.alert_types or alert.type in sub.alert_types)
             and severity_rank(alert.severity) >= severity_rank(sub.min_severity)
             and alert.observed - alert.expected >= sub.min_impact_usd)
 
 
+def subscription_matches(sub: Subscription, alert: Alert) -> bool:
+    """An enabled alert subscription that covers ``alert`` (a digest subscription gets digests only)."""
+    return sub.enabled and sub.digest is None and covers(sub, alert)
+
+
 def legacy_key(dest: Destination) -> str | None:
-    """The key a webhook had before issue 13 (``webhook:<url>``): state written under it (routes,
+    """The key a webhook had before destinations were masked (``webhook:<url>``): state written under it (routes,
     notification gates) is still found after an upgrade."""
     return f"webhook:{dest.url}" if dest.type == "webhook" else None
 

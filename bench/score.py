@@ -18,6 +18,7 @@ class Report:
     true_alerts: int = 0
     false_alerts: int = 0
     extra_alerts: int = 0  # second and later firings within one anomaly
+    escalations: int = 0  # firing re-sends of an open incident at a higher severity (not counted as alerts)
     model_days: float = 0.0
     false_alert_list: list[dict] = field(default_factory=list)
     missed: list[dict] = field(default_factory=list)
@@ -51,7 +52,13 @@ def pct(values: list[float], q: float) -> float:
 
 def score(alerts: list[dict], anomalies: list[dict], eval_start: float, end: float, n_keys: int,
           bucket_s: float = 60.0) -> Report:
-    """Per-kind recall and delay, precision, false alerts per model-day (firing alerts only)."""
+    """Per-kind recall and delay, precision, false alerts per model-day (firing alerts only).
+
+    Every firing counts, a re-fire after a resolve (a reopened incident too) included; only an
+    escalation (``details.escalated_from``: the same open incident at a higher severity) is not a
+    new alert. An alert on a key with a ``service`` matches only anomalies of that service (or of
+    the whole model); one without matches any anomaly of its model.
+    """
     report = Report(model_days=n_keys * (end - eval_start) / 86400.0)
     by_model: dict[str, list[dict]] = {}
     for a in anomalies:
@@ -63,10 +70,16 @@ def score(alerts: list[dict], anomalies: list[dict], eval_start: float, end: flo
         ws = _ts(alert["window_start"])
         if ws < eval_start:
             continue
+        if alert.get("details", {}).get("escalated_from"):
+            report.escalations += 1  # the open incident re-sent at a higher severity: not a new alert
+            continue
         report.alerts += 1
         model = alert["key"].get("model", "")
+        service = alert["key"].get("service")
         hit = None
         for a in by_model.get(model, []):
+            if service is not None and a.get("service") and a["service"] != service:
+                continue
             if a["start"] - bucket_s <= ws < a["end"] + GRACE_S:
                 hit = a
                 break

@@ -31,6 +31,12 @@ class Verdict:
     #: ``cost per token`` (price mix) or ``cache-hit ratio``, with the factor, e.g.
     #: ``"requests 9.8x normal"``; empty when nothing stands out or the detector does not explain.
     driver: str = ""
+    #: whether the evidence that fires an alert is gone (e.g. the CUSUM is back near zero): only
+    #: normal *and* settled buckets count towards resolving an open incident
+    settled: bool = True
+    #: normal, settled buckets an open incident of this key needs before it resolves (0: the
+    #: lifecycle's default); a sparse key asks for more, as a few quiet minutes say nothing there
+    hold: int = 0
 
 
 @runtime_checkable

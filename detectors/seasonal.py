@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from detectors.base import Features, Verdict
+from detectors.mix import CostPerRequestCusum
 
 DAY = 86400.0
 HOUR = 3600.0
@@ -62,10 +63,10 @@ class SeasonalSpendDetector:
         warmup: int = 30,
         season_warmup: int = 1440,
         z_threshold: float = 6.0,
-        ratio_threshold: float = 2.0,
+        ratio_threshold: float = 3.5,
         min_excess_usd: float = 0.05,
         cusum_delta: float = 2.0,
-        cusum_h: float = 20.0,
+        cusum_h: float = 40.0,
         cusum_ratio: float = 1.5,
         rel_spread_floor: float = 0.05,
         memory_size: int = 32,
@@ -74,7 +75,22 @@ class SeasonalSpendDetector:
         use_cusum: bool = True,
         use_memory: bool = True,
         count_z: float = 4.5,
+        settle_frac: float = 0.1,
+        hold_requests: float = 30.0,
+        max_hold: int = 60,
+        mix_delta: float = 1.25,
+        mix_h: float = 20.0,
+        mix_ratio: float = 1.15,
+        use_mix: bool = True,
     ) -> None:
+        #: the cost-per-request path; the engine turns it off on keys that are mixtures of finer
+        #: keys it also judges (a model's cost per request moves with its services' daily mix)
+        self.use_mix = use_mix
+        self.mix_ratio = mix_ratio
+        self._mix = CostPerRequestCusum(delta=mix_delta, h=mix_h)
+        self.settle_frac = settle_frac
+        self.hold_requests = hold_requests
+        self.max_hold = max_hold
         self.count_z = count_z
         self.level_alpha = level_alpha
         self.slot_alpha = slot_alpha
@@ -166,6 +182,8 @@ class SeasonalSpendDetector:
         if eff > 0:
             dm1 = self.cusum_delta - 1.0
             inc = dm1 / (rel * rel) * (y / eff - 1.0 - 0.5 * dm1)
+            if y <= eff:  # a bucket at or below normal drains at least h/20: on a noisy sparse key the
+                inc = min(inc, -self.cusum_h / 20.0)  # likelihood step is tiny and evidence would linger for hours
             cusum = min(max(0.0, self._cusum + min(inc, 4.0)), 2.0 * self.cusum_h)
         else:
             cusum = 0.0
@@ -184,20 +202,34 @@ class SeasonalSpendDetector:
             and y >= self.cusum_ratio * eff
             and excess >= self.min_excess_usd
         )
-        return t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d
+        req = float(x.get("requests", 0.0) or 0.0)
+        mix_s, mix_r = self._mix.assess(req, y)
+        mixed = (
+            self.use_mix
+            and mix_s >= self._mix.h
+            and mix_r >= self.mix_ratio
+            and y - y / mix_r >= self.min_excess_usd
+        )
+        return t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d, req, mix_s, mix_r, mixed
 
     # -- protocol ------------------------------------------------------------------------
     def score_one(self, x: Features) -> Verdict:
         assessed = self._assess(x)
         # the engine learns the bucket it just scored: learn_one reuses this (x is held, so its id is not reused)
         self._scored = (x, assessed)
-        t, y, expected, rel, mult, eff, z, cusum, fast, slow, *_ = assessed
-        score = max(1.0 - math.exp(-max(z, 0.0) / self.z_threshold), 1.0 - math.exp(-cusum / self.cusum_h))
-        anomalous = fast or slow
+        t, y, expected, rel, mult, eff, z, cusum, fast, slow, *_, mix_s, mix_r, mixed = assessed
+        score = max(1.0 - math.exp(-max(z, 0.0) / self.z_threshold), 1.0 - math.exp(-cusum / self.cusum_h),
+                    1.0 - math.exp(-mix_s / self._mix.h))
+        anomalous = fast or slow or mixed
         if not anomalous:  # the reason is read only on alerts: not formatted for every normal bucket
-            return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=False)
+            settled = (cusum <= self.settle_frac * self.cusum_h and mix_s <= self.settle_frac * self._mix.h
+                       and y <= eff * (1.0 + 2.0 * rel))
+            return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=False, settled=settled,
+                           hold=self._hold(eff))
         ratio = f", {y / eff:.1f}x expected" if eff > 0 else ""
-        if slow and not fast:
+        if mixed and not (fast or slow):
+            reason = f"cost per request {mix_r:.2f}x normal: cusum={mix_s:.1f}{ratio}"
+        elif slow and not fast:
             reason = f"sustained rise: cusum={cusum:.1f}, z={z:.1f}{ratio}"
         else:
             reason = f"z={z:.1f}{ratio}"
@@ -209,9 +241,10 @@ class SeasonalSpendDetector:
     def learn_one(self, x: Features) -> None:
         scored, self._scored = self._scored, None
         assessed = scored[1] if scored is not None and scored[0] is x else self._assess(x)
-        t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d = assessed
-        anomalous = fast or slow
+        t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d, req, mix_s, _, mixed = assessed
+        anomalous = fast or slow or mixed
         self._cusum = cusum
+        self._mix.learn(req, y, mix_s)
         # recurring-spike memory: remember material spikes by time of day
         if self.use_memory and self._n >= self.warmup and expected > 0:
             r0 = y / expected
@@ -219,7 +252,7 @@ class SeasonalSpendDetector:
                 self._remember(t, r0)
         value = y / mult
         if self._n:
-            guard = 1.0 if (anomalous or cusum >= 0.5 * self.cusum_h) else 3.0
+            guard = 1.0 if (anomalous or cusum >= 0.5 * self.cusum_h or mix_s >= 0.5 * self._mix.h) else 3.0
             hi = expected * (1.0 + guard * rel)
             lo = expected * (1.0 - 1.5 * rel)  # an outage or traffic moved away is learned slowly too
             if self._n >= self.warmup:
@@ -284,6 +317,16 @@ class SeasonalSpendDetector:
         elif cost > 0:
             self._level = cost
         self._cusum = 0.0
+        self._mix.s = 0.0
+
+    def _hold(self, eff: float) -> int:
+        """Quiet buckets an incident needs before it resolves: enough to expect ``hold_requests``
+        requests (3 on a busy key, up to ``max_hold`` on a sparse one)."""
+        cpr = self._ref[0]
+        if self._ref_n < 10 or cpr <= 0:
+            return 0
+        lam = eff / cpr
+        return int(min(self.max_hold, math.ceil(self.hold_requests / max(lam, 1e-9))))
 
     def _count_evidence(self, x: Features, eff: float) -> bool:
         """A one-bucket burst needs more *requests* than normal (Poisson z >= 3), not just one huge one.

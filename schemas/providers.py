@@ -57,7 +57,7 @@ from typing import Any, Callable
 from schemas.errors import SchemaError, ValidationError
 from schemas.usage import ATTRIBUTION_FIELDS, SERVICE_TIERS, parse_timestamp, validate_usage
 
-__all__ = ["FORMATS", "normalize_body", "adapt", "is_envelope", "event_id_for"]
+__all__ = ["FORMATS", "normalize_body", "adapt", "is_envelope", "event_id_for", "looks_like", "check_shape"]
 
 #: Envelope fields that fill what a body lacks (the body wins where it says something).
 ENVELOPE_FIELDS = ("event_id", "timestamp", "provider", "model", "service_tier", "request_count", "tags",
@@ -158,10 +158,12 @@ def _openai(data: Any) -> list[dict[str, Any]]:
 
 
 def _azure_openai(data: Any) -> list[dict[str, Any]]:
+    if "openai-responses" in looks_like(data):  # Azure OpenAI serves the Responses API too
+        return _openai_responses(data, "azure")
     return _openai_chat(data, "azure")
 
 
-def _openai_responses(data: Any) -> list[dict[str, Any]]:
+def _openai_responses(data: Any, provider: str = "openai") -> list[dict[str, Any]]:
     body = _obj(data, "$")
     if isinstance(body.get("type"), str) and body["type"].startswith("response.") and isinstance(body.get("response"), dict):
         body = body["response"]  # a streaming event: response.completed / response.incomplete
@@ -175,7 +177,7 @@ def _openai_responses(data: Any) -> list[dict[str, Any]]:
         "reasoning_tokens": _tokens(odet, "reasoning_tokens", "usage.output_tokens_details"),
     }
     return [_put(out, event_id=body.get("id"), timestamp=body.get("created_at"), model=body.get("model"),
-                 provider="openai", service_tier=_tier(body.get("service_tier")))]
+                 provider=provider, service_tier=_tier(body.get("service_tier")))]
 
 
 # -- Anthropic ---------------------------------------------------------------------------------------
@@ -196,12 +198,15 @@ def _anthropic(data: Any) -> list[dict[str, Any]]:
     read = _tokens(usage, "cache_read_input_tokens", "usage")
     write = _tokens(usage, "cache_creation_input_tokens", "usage")
     output = _tokens(usage, "output_tokens", "usage")
+    split = _obj(usage.get("cache_creation") or {}, "usage.cache_creation")
+    write_1h = min(_tokens(split, "ephemeral_1h_input_tokens", "usage.cache_creation"), write)
     details = usage.get("output_tokens_details") or {}
     thinking = _tokens(_obj(details, "usage.output_tokens_details"), "thinking_tokens", "usage.output_tokens_details")
     out = {
         "input_tokens": plain + read + write,
         "cached_input_tokens": read,
         "cache_creation_input_tokens": write,
+        "cache_creation_1h_input_tokens": write_1h,
         "output_tokens": output,
         "reasoning_tokens": min(thinking, output),
     }
@@ -269,9 +274,30 @@ def _bedrock(data: Any) -> list[dict[str, Any]]:
 
 # -- LiteLLM StandardLoggingPayload ------------------------------------------------------------------
 
+def _json_field(value: Any, where: str) -> Any:
+    """A LiteLLM spend-log column that an export may carry as JSON text (``metadata``, ``request_tags``)."""
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            raise ValidationError(where, value, "must be JSON") from None
+    return value
+
+
+def _litellm_time(value: Any) -> Any:
+    """``startTime``: epoch seconds (StandardLoggingPayload) or a datetime string (spend-log rows).
+    LiteLLM's proxy stores spend-log times without a zone; they are read as UTC."""
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "T", 1)
+        if text and not text.endswith(("Z", "z")) and "+" not in text[10:] and "-" not in text[10:]:
+            return text + "+00:00"
+        return text
+    return value
+
+
 def _litellm(data: Any) -> list[dict[str, Any]]:
     body = _obj(data, "$")
-    meta = body.get("metadata") or {}
+    meta = _json_field(body.get("metadata"), "metadata") or {}
     meta = _obj(meta, "metadata")
     usage = meta.get("usage_object")
     out: dict[str, Any] = {
@@ -292,23 +318,26 @@ def _litellm(data: Any) -> list[dict[str, Any]]:
         if cache > out["input_tokens"]:
             # an older LiteLLM passed Anthropic's prompt_tokens without the cache: add it back
             out["input_tokens"] += cache
-    cost = body.get("response_cost")
+    # StandardLoggingPayload: response_cost; proxy spend-log rows (LiteLLM_SpendLogs): spend
+    cost = body.get("response_cost") if body.get("response_cost") is not None else body.get("spend")
     tags: dict[str, str] = {}
     for name, key in (("user_api_key_alias", "litellm.key_alias"), ("user_api_key_user_id", "litellm.user_id"),
                       ("user_api_key_org_alias", "litellm.org"), ("user_api_key_project_alias", "litellm.project")):
         if isinstance(meta.get(name), str) and meta[name]:
             tags[key] = meta[name]
-    request_tags = body.get("request_tags")
+    request_tags = _json_field(body.get("request_tags"), "request_tags")
     if isinstance(request_tags, list) and request_tags:
         tags["litellm.request_tags"] = ",".join(str(t) for t in request_tags)[:256]
     if isinstance(body.get("end_user"), str) and body["end_user"]:
         tags["end_user"] = body["end_user"]
-    team = meta.get("user_api_key_team_alias") or meta.get("team_alias") or meta.get("user_api_key_team_id")
+    team = (meta.get("user_api_key_team_alias") or meta.get("team_alias") or meta.get("user_api_key_team_id")
+            or body.get("team_id"))
     provider = body.get("custom_llm_provider")
     model = body.get("model")
     if isinstance(model, str) and isinstance(provider, str) and model.startswith(provider + "/"):
         model = model[len(provider) + 1:]
-    return [_put(out, event_id=body.get("id"), timestamp=body.get("startTime"), model=model, provider=provider,
+    return [_put(out, event_id=body.get("id") or body.get("request_id"), timestamp=_litellm_time(body.get("startTime")),
+                 model=model, provider=provider,
                  cost_usd=cost if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
                  team=team if isinstance(team, str) else None, operation=body.get("call_type"),
                  tags=tags or None)]
@@ -439,14 +468,74 @@ def adapt(fmt: str, body: Any) -> list[dict[str, Any]]:
     return adapter(body)
 
 
+_OPENAI_USAGE = ("prompt_tokens", "completion_tokens")
+_BEDROCK_USAGE = ("inputTokens", "outputTokens")
+_ANTHROPIC_USAGE = ("cache_creation_input_tokens", "cache_read_input_tokens", "cache_creation")
+_RESPONSES_USAGE = ("input_tokens_details", "output_tokens_details")
+
+
+def looks_like(body: Any) -> tuple[str, ...]:
+    """The formats a provider body looks like, from its shape alone (empty: no telling).
+
+    Used to refuse a body given under the wrong ``--format`` (``looks like openai-responses, not
+    openai``) instead of reading no tokens from it and pricing it at $0.
+    """
+    if not isinstance(body, dict):
+        return ()
+    if "resourceSpans" in body:
+        return ("otel",)
+    if "startTime" in body and any(k in body for k in ("response_cost", "spend", "call_type", "model_group")):
+        return ("litellm",)
+    inner = body.get("response")
+    if "usageMetadata" in body or (isinstance(inner, dict) and "usageMetadata" in inner):
+        return ("gemini",)
+    kind = body.get("type")
+    if body.get("object") == "response" or (isinstance(kind, str) and kind.startswith("response.")):
+        return ("openai-responses",)
+    if kind in ("message", "message_start") or ("custom_id" in body and isinstance(body.get("result"), dict)):
+        return ("anthropic",)
+    if body.get("object") in ("chat.completion", "chat.completion.chunk") or \
+            ("custom_id" in body and isinstance(inner, dict) and "status_code" in inner):
+        return ("openai",)
+    holder = body.get("metadata") if isinstance(body.get("metadata"), dict) else body
+    usage = holder.get("usage")
+    if not isinstance(usage, dict):
+        return ("openai",) if all(k in body for k in _OPENAI_USAGE) else ()
+    if any(k in usage for k in _BEDROCK_USAGE):
+        return ("bedrock",)
+    if any(k in usage for k in _OPENAI_USAGE):
+        return ("openai",)
+    if any(k in usage for k in _ANTHROPIC_USAGE):
+        return ("anthropic",)
+    if any(k in usage for k in _RESPONSES_USAGE) or "created_at" in body:
+        return ("openai-responses",)
+    if "input_tokens" in usage or "output_tokens" in usage:
+        return ("openai-responses", "anthropic")
+    return ()
+
+
+#: formats whose adapter reads bodies of another format's shape
+_READS_ALSO = {"azure-openai": ("openai", "openai-responses")}
+
+
+def check_shape(fmt: str, body: Any) -> None:
+    """A :class:`SchemaError` when ``body`` looks like another format than ``fmt``."""
+    if fmt == "canonical":
+        return
+    shapes = looks_like(body)
+    if shapes and fmt not in shapes and not set(shapes) & set(_READS_ALSO.get(fmt, ())):
+        raise SchemaError(f"looks like {' or '.join(shapes)}, not {fmt}")
+
+
 def is_envelope(data: Any) -> bool:
     """``{"response": <body>, ...}`` with spendsentry envelope fields, not a provider body that
-    happens to carry a ``response`` key (OpenAI batch lines, Responses stream events, Gemini batch)."""
+    happens to carry a ``response`` key (OpenAI batch lines, Responses stream events, Gemini batch,
+    a LiteLLM StandardLoggingPayload with its model response)."""
     if not isinstance(data, dict) or not isinstance(data.get("response"), dict):
         return False
-    if "custom_id" in data or "type" in data or "key" in data:
+    if "custom_id" in data or "type" in data or "key" in data or looks_like(data) == ("litellm",):
         return False
-    return any(name in data for name in ENVELOPE_FIELDS) or set(data) == {"response"}
+    return any(name in data for name in (*ENVELOPE_FIELDS, "modelId")) or set(data) == {"response"}
 
 
 def normalize_body(fmt: str, data: Any) -> list[dict[str, Any]]:
@@ -458,7 +547,10 @@ def normalize_body(fmt: str, data: Any) -> list[dict[str, Any]]:
     body = data
     if fmt != "canonical" and is_envelope(data):
         envelope = {k: v for k, v in data.items() if k != "response"}
+        if envelope.get("model") is None and isinstance(envelope.get("modelId"), str):
+            envelope["model"] = envelope["modelId"]  # a Bedrock envelope names the model as the API does
         body = data["response"]
+    check_shape(fmt, body)
     partials = adapt(fmt, body)
     events = []
     for index, partial in enumerate(partials):

@@ -6,12 +6,15 @@ Request contract (``POST /v1/subscriptions``)::
      "match": {"team": "llm-platform", "model": "claude-*"},
      "alert_types": ["cost_spike", "budget_burn"], "min_severity": "warning", "min_impact_usd": 5,
      "destination": {"type": "webhook", "url": "https://...", "secret": "whsec_...", "cloudevents": false},
-     "enabled": true, "cooldown_s": 0}
+     "enabled": true, "cooldown_s": 0, "digest": "daily", "timezone": "Europe/Paris"}
 
 ``match`` values are exact strings or :mod:`fnmatch` globs (``*``, ``?``, ``[...]``), matched
 case-sensitively; a subscription that names a dimension the alert key lacks does not match.
 Destinations: ``webhook`` (url + ``whsec_`` secret), ``slack`` (``#channel`` or a channel id),
-``pagerduty`` (32-character Events v2 routing key). Every bad input raises
+``pagerduty`` (32-character Events v2 routing key). ``digest`` (``daily`` or ``weekly``, in
+``timezone``, an IANA name, default UTC) turns the subscription into a digest: one summary per
+closed period to a webhook or Slack destination instead of one message per alert
+(:mod:`alerts.digest`). Every bad input raises
 :class:`~schemas.errors.ValidationError` naming the field, the value and the rule.
 """
 
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from schemas.alert import SEVERITIES
 from schemas.errors import ConfigError, ValidationError
@@ -35,6 +39,10 @@ from schemas.usage import DIMENSIONS
 ALERT_TYPES: tuple[str, ...] = ("cost_spike", "budget_burn", "budget_threshold", "gpu_idle", "untagged_spend",
                                 "billing_spike", "billing_drift")
 DESTINATION_TYPES: tuple[str, ...] = ("webhook", "slack", "pagerduty")
+DIGESTS: tuple[str, ...] = ("daily", "weekly")
+#: destinations a digest can go to (PagerDuty takes incidents, not summaries)
+DIGEST_DESTINATIONS: tuple[str, ...] = ("webhook", "slack")
+MAX_TIMEZONE = 64
 MAX_NAME = 200
 MAX_MATCH = 16
 MAX_PATTERN = 256
@@ -44,7 +52,8 @@ _TAG_RE = re.compile(r"^tags\.[A-Za-z0-9_.:/-]{1,64}$")
 _ID_RE = re.compile(r"^[a-z]+_[A-Za-z0-9]{8,64}$")
 _CHANNEL_RE = re.compile(r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{6,20})$")
 _ROUTING_KEY_RE = re.compile(r"^[A-Za-z0-9]{32}$")
-_SUB_KEYS = {"name", "match", "alert_types", "min_severity", "min_impact_usd", "destination", "enabled", "cooldown_s"}
+_SUB_KEYS = {"name", "match", "alert_types", "min_severity", "min_impact_usd", "destination", "enabled", "cooldown_s",
+             "digest", "timezone"}
 
 
 def new_id(prefix: str) -> str:
@@ -211,12 +220,18 @@ class Subscription:
     min_impact_usd: float = 0.0
     enabled: bool = True
     cooldown_s: float = 0.0
+    #: ``daily``/``weekly``: a digest subscription (summaries, no per-alert messages); None: alerts
+    digest: str | None = None
+    timezone: str = "UTC"
 
     def to_dict(self, *, masked: bool = True) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "match": dict(self.match), "alert_types": list(self.alert_types),
-                "min_severity": self.min_severity, "min_impact_usd": self.min_impact_usd,
-                "destination": self.destination.to_dict(masked=masked), "enabled": self.enabled,
-                "cooldown_s": self.cooldown_s}
+        out = {"id": self.id, "name": self.name, "match": dict(self.match), "alert_types": list(self.alert_types),
+               "min_severity": self.min_severity, "min_impact_usd": self.min_impact_usd,
+               "destination": self.destination.to_dict(masked=masked), "enabled": self.enabled,
+               "cooldown_s": self.cooldown_s}
+        if self.digest is not None:
+            out |= {"digest": self.digest, "timezone": self.timezone}
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Subscription:
@@ -232,6 +247,17 @@ def _number(body: Mapping[str, Any], name: str, default: float, *, low: float, h
     if not low <= value <= high:
         raise ValidationError(name, value, f"must be within {low:g}..{high:g}")
     return float(value)
+
+
+def validate_timezone(raw: Any, where: str = "timezone") -> str:
+    """An IANA time zone name :mod:`zoneinfo` knows (``UTC``, ``Europe/Paris``)."""
+    try:
+        if not isinstance(raw, str) or not raw or len(raw) > MAX_TIMEZONE:
+            raise ValueError
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
+        raise ValidationError(where, raw, "must be an IANA time zone name, e.g. UTC or Europe/Paris") from None
+    return raw
 
 
 def validate_subscription(body: Any, *, existing_id: str | None = None) -> Subscription:
@@ -260,9 +286,18 @@ def validate_subscription(body: Any, *, existing_id: str | None = None) -> Subsc
         raise ValidationError("destination", None, "is required")
     destination = validate_destination(body["destination"])
     enabled = _bool(body, "enabled", True, "enabled")
+    digest = body.get("digest")
+    if digest is not None and digest not in DIGESTS:
+        raise ValidationError("digest", digest, f"must be one of {', '.join(DIGESTS)} (or absent for alerts)")
+    if digest is None and "timezone" in body:
+        raise ValidationError("timezone", body["timezone"], "only applies with a digest")
+    timezone = validate_timezone(body.get("timezone", "UTC"))
+    if digest is not None and destination.type not in DIGEST_DESTINATIONS:
+        raise ValidationError("destination.type", destination.type,
+                              f"a digest goes to one of {', '.join(DIGEST_DESTINATIONS)}")
     if existing_id is not None and (not isinstance(existing_id, str) or not existing_id.startswith("sub_")
                                     or not _ID_RE.match(existing_id)):
         raise ValidationError("id", existing_id, "must be sub_ followed by 8-64 letters or digits")
     return Subscription(id=existing_id or new_id("sub"), name=name.strip(), destination=destination, match=match,
                         alert_types=tuple(dict.fromkeys(types)), min_severity=severity, min_impact_usd=impact,
-                        enabled=enabled, cooldown_s=cooldown)
+                        enabled=enabled, cooldown_s=cooldown, digest=digest, timezone=timezone)

@@ -2,7 +2,9 @@
 
 Token fields follow OpenTelemetry GenAI semantics: ``input_tokens`` *includes* cached input
 tokens; ``cached_input_tokens``, ``cache_creation_input_tokens`` and ``reasoning_tokens`` are
-subsets of input and output respectively.
+subsets of input and output respectively; ``cache_creation_1h_input_tokens`` is the part of the
+cache writes kept for one hour (Anthropic's ``ephemeral_1h_input_tokens``, priced above the
+5-minute writes).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ TOKEN_FIELDS = (
     "cached_input_tokens",
     "cache_creation_input_tokens",
     "reasoning_tokens",
+    "cache_creation_1h_input_tokens",
 )
 #: Provider service tiers with their own per-token prices (LiteLLM ``*_batches``, ``*_priority``, ``*_flex``).
 SERVICE_TIERS = ("default", "batch", "priority", "flex")
@@ -71,6 +74,7 @@ class UsageEvent(msgspec.Struct, gc=False):
     pipeline_stage: Text | None = None
     experiment: Text | None = None
     tags: Annotated[dict[Text, Text], Meta(max_length=MAX_TAGS)] = {}
+    cache_creation_1h_input_tokens: Count = 0
 
     def dimension(self, name: str) -> str | None:
         """Value of a group-by dimension: a field name or ``tags.<name>``."""
@@ -166,25 +170,68 @@ def _count(value: Any, name: str, minimum: int = 0) -> int:
 #: taught the new field, so no rule is ever skipped.
 _FAST_FIELDS = ("event_id", "timestamp", "provider", "model", "input_tokens", "output_tokens", "cached_input_tokens",
                 "cache_creation_input_tokens", "reasoning_tokens", "cost_usd", "request_count", "service_tier",
-                "operation", "service", "team", "environment", "pipeline_stage", "experiment", "tags")
+                "operation", "service", "team", "environment", "pipeline_stage", "experiment", "tags",
+                "cache_creation_1h_input_tokens")
 _FAST = UsageEvent.__struct_fields__ == _FAST_FIELDS
 _DECODE = msgspec.json.Decoder(UsageEvent | list[UsageEvent]).decode
+_WIRE_TIMESTAMP = Annotated[float, Meta(ge=MIN_TIMESTAMP, lt=MAX_TIMESTAMP)] | str
+#: :class:`UsageEvent` as it arrives when the producer writes RFC 3339 timestamps: the same fields and
+#: constraints, ``timestamp`` a number or a string; strings go through :func:`parse_timestamp`, the
+#: full validator's own function, so they follow its rules by construction.
+_WireEvent = msgspec.defstruct(
+    "_WireEvent",
+    [(f.name, _WIRE_TIMESTAMP if f.name == "timestamp" else f.type,
+      *(() if f.required else (msgspec.field(default=f.default, default_factory=f.default_factory),)))
+     for f in msgspec.structs.fields(UsageEvent)],
+    gc=False, module=__name__,
+)
+_DECODE_WIRE = msgspec.json.Decoder(_WireEvent | list[_WireEvent]).decode
+_as_tuple = msgspec.structs.astuple
+_TEXT_TIMESTAMP = b'"timestamp":"'
 
 
 def decode_usage(raw: bytes) -> list[UsageEvent] | None:
     """The hot path for JSON bytes (one event or an array of events): typed decoding in C, with
     every rule of :func:`validate_usage` as a field constraint. None when anything is unusual
-    (a broken rule, invalid JSON, RFC 3339 timestamps, floats for counts, numeric tag values):
+    (a broken rule, invalid JSON, floats for counts, numeric tag values; RFC 3339 timestamps are
+    decoded here too, by :func:`parse_timestamp`, the full validator's own function):
     the caller then takes the path that yields each error with its message, so the result is
     the same either way (tests/schemas/test_usage_properties.py checks it)."""
+    if _TEXT_TIMESTAMP in raw:  # RFC 3339 as producers write it: no failed first attempt (4 us)
+        return _decode_wire(raw)
     try:
         decoded = _DECODE(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec.ValidationError included
+    except msgspec.ValidationError:  # a broken rule, or RFC 3339 timestamps written otherwise
+        return _decode_wire(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return None
     events = decoded if type(decoded) is list else [decoded]
     for event in events:
-        if event.cached_input_tokens > event.input_tokens or event.reasoning_tokens > event.output_tokens:
+        if event.cached_input_tokens > event.input_tokens or event.reasoning_tokens > event.output_tokens \
+                or event.cache_creation_1h_input_tokens > event.cache_creation_input_tokens:
             return None
+    return events
+
+
+def _decode_wire(raw: bytes) -> list[UsageEvent] | None:
+    """:func:`decode_usage` for events whose timestamps are RFC 3339 strings (typed decoding too)."""
+    try:
+        decoded = _DECODE_WIRE(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    events = []
+    for wire in decoded if type(decoded) is list else [decoded]:
+        if wire.cached_input_tokens > wire.input_tokens or wire.reasoning_tokens > wire.output_tokens:
+            return None
+        values = _as_tuple(wire)
+        ts = values[1]
+        if type(ts) is str:
+            try:
+                ts = parse_timestamp(ts)
+            except ValidationError:
+                return None
+            values = (values[0], ts, *values[2:])
+        events.append(UsageEvent(*values))
     return events
 
 
@@ -208,11 +255,12 @@ def validate_usage(data: Any) -> UsageEvent:
             cost, count, tier = get("cost_usd"), get("request_count", 1), get("service_tier")
             operation, service, team = get("operation"), get("service"), get("team")
             environment, stage, experiment = get("environment"), get("pipeline_stage"), get("experiment")
-            tags = get("tags")
+            tags, created_1h = get("tags"), get("cache_creation_1h_input_tokens", 0)
             if (type(inp) is int and type(out) is int and type(cached) is int and type(created) is int
                     and type(reasoning) is int and type(count) is int
                     and 0 <= cached <= inp <= MAX_TOKENS and 0 <= reasoning <= out <= MAX_TOKENS
                     and 0 <= created <= MAX_TOKENS and 1 <= count <= MAX_TOKENS
+                    and type(created_1h) is int and 0 <= created_1h <= created
                     and (cost is None or (type(cost) is float and 0.0 <= cost <= MAX_COST_USD))
                     and (tier is None or (type(tier) is str and tier in SERVICE_TIERS))
                     and (tags is None or (type(tags) is dict and not tags))
@@ -224,7 +272,8 @@ def validate_usage(data: Any) -> UsageEvent:
                     and (experiment is None or (type(experiment) is str and 0 < len(experiment) <= MAX_STRING))):
                 # positional: a keyword call costs 3x as much (order checked by _FAST at import)
                 return UsageEvent(event_id, float(ts), provider, model, inp, out, cached, created, reasoning, cost,
-                                  count, tier, operation, service, team, environment, stage, experiment, {})
+                                  count, tier, operation, service, team, environment, stage, experiment, {},
+                                  created_1h)
     return _validate_full(data)
 
 
@@ -253,6 +302,12 @@ def _validate_full(data: Any) -> UsageEvent:
         raise ValidationError(
             "reasoning_tokens", event.reasoning_tokens,
             f"must be <= output_tokens ({event.output_tokens}); output_tokens includes reasoning tokens",
+        )
+    if event.cache_creation_1h_input_tokens > event.cache_creation_input_tokens:
+        raise ValidationError(
+            "cache_creation_1h_input_tokens", event.cache_creation_1h_input_tokens,
+            f"must be <= cache_creation_input_tokens ({event.cache_creation_input_tokens}); the 1-hour writes are "
+            "part of the cache writes",
         )
     cost = get("cost_usd")
     if cost is not None:

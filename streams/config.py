@@ -6,12 +6,14 @@ The ``SPENDSENTRY_*`` names are public interface (see docs/reference/configurati
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, ValidationError
+from schemas.focus import DEFAULT_TAG_MAP, parse_tag_map
 from schemas.usage import DIMENSIONS
 from alerts.lifecycle import SeverityPolicy
 from streams.core.attribution import AttributionConfig, TagPolicy
@@ -207,15 +209,26 @@ class Settings:
     gpu_prices_file: Path | None = None
     warning_usd_per_hour: float = 10.0
     critical_usd_per_hour: float = 100.0
-    # issue 13: read-only API tokens, the explicit opt-out of "no token: loopback only", web timeouts
+    #: read-only API tokens, the explicit opt-out of "no token: loopback only", web timeouts
     read_tokens: tuple[str, ...] = field(default=(), repr=False)
     allow_unauthenticated: bool = False
     web_read_timeout_s: float = 30.0
+    #: FOCUS import: event field -> tag keys (``SPENDSENTRY_FOCUS_TAG_MAP``; docs: concepts/cost-sources.md)
+    focus_tag_map: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_TAG_MAP))
+    # issue 17 digests
+    #: the dashboard's address in digests' links; None: http://<web host>:<web port>
+    public_url: str | None = None
+    #: a period's digest goes out this long after the period closed (late buckets closed by then)
+    digest_delay_s: float = 600.0
 
     @property
     def control_topic(self) -> str:
         """Operator feedback ("expected"), produced only by the worker's API and Slack handler."""
         return f"{self.topic_prefix}.control"
+
+    @property
+    def dashboard_base_url(self) -> str:
+        return self.public_url or f"http://{self.web_host}:{self.web_port}"
 
     @property
     def gpu_topic(self) -> str:
@@ -303,9 +316,19 @@ class Settings:
             **_attribution_env(env),
             warning_usd_per_hour=_float(env, "SPENDSENTRY_SEVERITY_WARNING_USD_PER_HOUR", cls.warning_usd_per_hour),
             critical_usd_per_hour=_float(env, "SPENDSENTRY_SEVERITY_CRITICAL_USD_PER_HOUR", cls.critical_usd_per_hour),
-            # issue 13
             **_security_env(env),
+            focus_tag_map=_focus_tag_map(env),
+            # issue 17 digests
+            public_url=_public_url(env.get("SPENDSENTRY_PUBLIC_URL") or None),
+            digest_delay_s=_float(env, "SPENDSENTRY_DIGEST_DELAY_SECONDS", cls.digest_delay_s, minimum=0.0),
         )
+
+
+def _focus_tag_map(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    try:
+        return parse_tag_map(env.get("SPENDSENTRY_FOCUS_TAG_MAP") or "")
+    except ValidationError as exc:
+        raise ConfigError(f"SPENDSENTRY_FOCUS_TAG_MAP: {exc}") from None
 
 
 def _attribution_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -371,3 +394,10 @@ def _security_env(env: Mapping[str, str]) -> dict[str, Any]:
     return {"read_tokens": read_tokens, "allow_unauthenticated": opt_out == "1",
             "web_read_timeout_s": _float(env, "SPENDSENTRY_WEB_READ_TIMEOUT_SECONDS", Settings.web_read_timeout_s,
                                          minimum=0.1)}
+
+
+# issue 17 digests
+def _public_url(url: str | None) -> str | None:
+    if url is not None and not re.match(r"^https?://[^/\s?#]+(/\S*)?$", url):
+        raise ConfigError(f"SPENDSENTRY_PUBLIC_URL={url!r}: must be an http(s) URL (the dashboard's address)")
+    return url.rstrip("/") if url else None

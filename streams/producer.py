@@ -14,6 +14,8 @@ from typing import Iterable, Iterator
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from schemas.errors import ConfigError
+
 
 def message_key(event: dict, dims: tuple[str, ...]) -> bytes:
     """The Kafka key for an event: its partition-key dimension values joined by ``|``."""
@@ -80,7 +82,10 @@ class UsageProducer:
 
 def read_lines(path: str) -> Iterator[bytes]:
     """Non-empty lines of a JSON Lines file (``-`` = stdin), as bytes."""
-    handle = sys.stdin.buffer if path == "-" else open(path, "rb")
+    try:
+        handle = sys.stdin.buffer if path == "-" else open(path, "rb")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the events file: {exc.strerror or exc}") from None
     try:
         for line in handle:
             line = line.strip()

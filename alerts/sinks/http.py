@@ -67,8 +67,12 @@ class HttpPostSink(ABC):
 
     # -- the loop -----------------------------------------------------------------------------
     async def send(self, alert: Alert) -> DeliveryResult:
+        return await self.post(lambda now: self.request(alert, now), self.reference(alert))
+
+    async def post(self, request: Callable[[float], tuple[bytes, dict[str, str]]],
+                   ref: dict[str, Any]) -> DeliveryResult:
+        """POST what ``request(now)`` makes (afresh per attempt) through the retry loop."""
         started = time.perf_counter()
-        ref = self.reference(alert)
         log: list[dict[str, Any]] = []
         attempt = 0
         while True:
@@ -77,7 +81,7 @@ class HttpPostSink(ABC):
                 return self._fail(attempt - 1, started, ref, log,
                                   DeliveryError("sink is closed", sink=self.name, retryable=False))
             now = self._clock()
-            body, headers = self.request(alert, now)
+            body, headers = request(now)
             retry_after: float | None = None
             status: int | None = None
             sent = time.perf_counter()

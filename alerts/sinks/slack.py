@@ -252,6 +252,14 @@ class SlackSink:
     async def send(self, alert: Alert) -> DeliveryResult:
         return await self._run(lambda counter: self._deliver(alert, counter))
 
+    async def post_message(self, text: str, blocks: list[dict[str, Any]]) -> DeliveryResult:
+        """Post one standalone message (a spend digest) to the channel, paced and retried like alerts."""
+        async def post(counter: list[int]) -> dict[str, Any]:
+            response = await self._post(counter, text=text, blocks=blocks)
+            return {"channel": str(response["channel"]), "ts": str(response["ts"])}
+
+        return await self._run(post)
+
     async def set_state(self, alert_id: str, state: str, *, user: str | None = None) -> DeliveryResult:
         """Show a button's outcome (ACKNOWLEDGED/SNOOZED/EXPECTED) on the alert's message and in its thread."""
         return await self._run(lambda counter: self._set_state(alert_id, state, user, counter))

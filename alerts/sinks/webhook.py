@@ -3,7 +3,8 @@
 Body ``{"type": "spendsentry.alert.firing"|"spendsentry.alert.resolved", "timestamp": RFC 3339,
 "data": alert.to_dict()}``. ``webhook-id`` is derived from ``(alert_id, status)`` so it is the
 same on every retry and on a redelivery after a restart: receivers dedupe on it. The timestamp
-and signature are made afresh for each attempt.
+and signature are made afresh for each attempt. :meth:`WebhookSink.send_digest` sends a spend
+digest (type ``spendsentry.digest``) through the same loop and signature.
 
 With ``cloudevents=True`` the body is a CloudEvents 1.0 structured event instead
 (:mod:`alerts.cloudevents`, ``content-type: application/cloudevents+json``), signed the same way.
@@ -18,14 +19,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
 import orjson
 
+from alerts.digest import digest_body, digest_webhook_id
 from alerts.cloudevents import CONTENT_TYPE as CE_CONTENT_TYPE, cloudevent_body
 from alerts.retry import RetryPolicy, Sleep
 from alerts.signing import decode_secret, signed_headers
+from alerts.sink_protocol import DeliveryResult
 from alerts.sinks.http import HttpPostSink
 from schemas.alert import Alert, rfc3339
 from schemas.errors import ConfigError
@@ -87,3 +91,15 @@ class WebhookSink(HttpPostSink):
         timestamp = int(now)
         body, content_type = self.body(alert, timestamp)
         return body, {"content-type": content_type, **signed_headers(self._secret, webhook_id(alert), timestamp, body)}
+
+    async def send_digest(self, digest: Mapping[str, Any]) -> DeliveryResult:
+        """POST a spend digest (:func:`alerts.digest.digest_body`, always plain JSON), signed the same way;
+        its ``webhook-id`` is the same for one subscription and period on every attempt and resend."""
+        msg_id = digest_webhook_id(str(digest["subscription_id"]), str(digest["period"]["label"]))
+
+        def request(now: float) -> tuple[bytes, dict[str, str]]:
+            body = digest_body(digest, int(now))
+            return body, {"content-type": "application/json",
+                          **signed_headers(self._secret, msg_id, int(now), body)}
+
+        return await self.post(request, {"webhook_id": msg_id})

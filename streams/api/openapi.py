@@ -66,6 +66,11 @@ _SUBSCRIPTION = {
         "min_severity": {"type": "string", "enum": ["info", "warning", "critical"]},
         "min_impact_usd": {"type": "number", "minimum": 0}, "enabled": {"type": "boolean"},
         "cooldown_s": {"type": "number", "minimum": 0},
+        "digest": {"type": "string", "enum": ["daily", "weekly"],
+                   "description": "a digest subscription: one summary per closed period (webhook or slack), no "
+                                  "per-alert messages"},
+        "timezone": {"type": "string", "default": "UTC",
+                     "description": "IANA time zone of the digest's periods (only with digest)"},
         "destination": {"type": "object", "required": ["type"], "properties": {
             "type": {"type": "string", "enum": ["webhook", "slack", "pagerduty"]},
             "url": {"type": "string"}, "secret": {"type": "string", "description": "whsec_...; shown masked"},
@@ -116,7 +121,7 @@ def _crud(path: str, name: str, schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# issue 17: the dashboard's reads (streams/api/dashboard.py)
+# the dashboard's reads (streams/api/dashboard.py)
 _DASHBOARD_PATHS: dict[str, Any] = {
     "/v1/series": {"get": {
         "summary": "Spend per bucket per group over a window, filtered by any dimension, with totals, unit costs, "

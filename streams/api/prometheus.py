@@ -15,6 +15,8 @@ from streams.api.state import ApiState
 from streams.core.histogram import Histogram, labels_text
 
 SPEND_TOP_N = 20
+#: unpriced models exported by name (the most frequent); the rest as model=other
+UNPRICED_TOP_N = 20
 
 
 class Exposition:
@@ -46,6 +48,19 @@ def top_spend(spend: Iterable[tuple[str, float]], n: int = SPEND_TOP_N) -> list[
     return samples
 
 
+def unpriced_by_model(runtime: ApiState, n: int = UNPRICED_TOP_N) -> list[tuple[dict[str, str], float]]:
+    """Unpriced events per ``provider/model`` over every engine: the ``n`` most frequent plus ``other``."""
+    counts: dict[str, int] = {}
+    for engine in runtime.engines.engines.values():
+        for (provider, model), count in engine.unpriced_models.items():
+            name = f"{provider}/{model}"
+            counts[name] = counts.get(name, 0) + count
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    samples: list[tuple[dict[str, str], float]] = [({"model": name}, count) for name, count in ranked[:n]]
+    samples.append(({"model": "other"}, sum(count for _, count in ranked[n:])))
+    return samples
+
+
 def render(runtime: ApiState) -> str:
     """The worker's metrics, in Prometheus text format."""
     counters = runtime.counters()
@@ -60,6 +75,9 @@ def render(runtime: ApiState) -> str:
         ("spendsentry_detector_seconds_total", "detector_seconds", "Time spent in detectors."),
     ):
         out.family(name, "counter", help_text, [({}, getattr(counters, field))])
+    out.family("spendsentry_unpriced_events_by_model_total", "counter",
+               f"Events priced at $0 because their model is missing from the price catalogue, per provider/model "
+               f"(top {UNPRICED_TOP_N}, the rest as model=other).", unpriced_by_model(runtime))
     out.family("spendsentry_deadletters_total", "counter", "Records sent to the dead-letter topic.",
                [({}, runtime.deadletters)])
     out.family("spendsentry_consumer_lag_messages", "gauge", "Unprocessed usage messages per partition.",

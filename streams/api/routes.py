@@ -104,7 +104,7 @@ def register_pages(app: faust.App, runtime: ApiState) -> None:
     async def vet(body: dict[str, Any]) -> tuple[int, Any] | None:
         return await vet_destination(guard, body)
 
-    register_dashboard(app, runtime)  # /ui/, /v1/series, /v1/forecast (issue 17)
+    register_dashboard(app, runtime)  # /ui/, /v1/series, /v1/forecast
     _resource_pages(app, runtime, "/v1/subscriptions", Resource(
         "subscriptions", runtime.delivery.subscriptions, validate_subscription, Subscription.from_dict,
         render=lambda sub: sub.to_dict(masked=True), store_form=lambda sub: sub.to_dict(masked=False)), vet=vet)

@@ -12,11 +12,10 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from schemas.alert import rfc3339
-from streams.core.attribution import (AllocationRule, load_allocation_rules, parse_group_by, parse_window,
-                                      segmented_view)
+from streams.core.attribution import AllocationRule, load_allocation_rules, parse_group_by, parse_window
+from streams.core.report import allocated_spend
 
 from streams.api.state import ApiState
-from streams.core.gpu_ledger import gpu_weights
 
 QUERY = ("group_by", "window")
 _rules_cache: dict[Any, list[AllocationRule]] = {}
@@ -56,13 +55,10 @@ def spend_segments(runtime: ApiState, query: Mapping[str, str]) -> tuple[int, di
     end = to - to % size + size  # the bucket holding ``to`` is included
     since = end - window_s
     rows = [item for engine in engines for item in engine.segments.rows_since(since)]  # type: ignore[union-attr]
-    rules = allocation_rules(runtime)
-    weights = None
     gpu = runtime.gpu
-    if gpu is not None and any(r.split_by == "gpu_seconds" for r in rules):
-        weights = gpu_weights(gpu.ledgers.values(), rules, since)
-    view = segmented_view(rows, config.dims, group_by, required=config.policy.required, rules=rules,
-                          gpu_weights=weights)
+    view = allocated_spend(rows, config.dims, group_by, required=config.policy.required,
+                           rules=allocation_rules(runtime), ledgers=gpu.ledgers.values() if gpu is not None else (),
+                           since=since)
     return 200, {"group_by": list(group_by), "window": query.get("window") or "1h", "window_seconds": window_s,
                  "from": rfc3339(since) if to else None, "to": rfc3339(end) if to else None, **view}
 

@@ -16,7 +16,10 @@ import orjson
 
 from schemas.budget import Budget
 from streams.core.budgets import BudgetBook
-from streams.core.engine import Engine, EngineConfig, Pricer
+from streams.core.engine import DeadLetter, Engine, EngineConfig, Pricer
+
+#: invalid lines kept with their reason; the rest are only counted
+SHOWN_ERRORS = 20
 
 
 @dataclass(slots=True)
@@ -26,6 +29,10 @@ class BacktestSummary:
     keys: int = 0
     alerts: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    #: ``line N: reason`` of the first invalid lines (at most :data:`SHOWN_ERRORS`)
+    errors: list[str] = field(default_factory=list)
+    #: ``provider/model`` -> events the price catalogue had no price for (priced at $0)
+    unpriced: dict[str, int] = field(default_factory=dict)
 
     @property
     def events_per_s(self) -> float:
@@ -37,6 +44,9 @@ class BacktestSummary:
             f"events:     {self.events:,} ({self.invalid:,} invalid)",
             f"keys:       {self.keys:,}",
             f"alerts:     {sum(self.alerts.values()):,} ({by_type})",
+            f"unpriced:   {sum(self.unpriced.values()):,} events at $0 ("
+            + (", ".join(f"{m}: {n:,}" for m, n in sorted(self.unpriced.items(), key=lambda i: -i[1])[:SHOWN_ERRORS])
+               or "none") + ")",
             f"throughput: {self.events_per_s:,.0f} events/s ({self.seconds:.2f}s)",
         ]
 
@@ -62,15 +72,16 @@ class _Progress:
 
 
 def backtest(lines: Iterable[bytes], output: IO[bytes], config: EngineConfig, pricer: Pricer,
-             progress: IO[str] = sys.stderr, budgets: Iterable[Budget] = ()) -> BacktestSummary:
+             progress: IO[str] | None = None, budgets: Iterable[Budget] = ()) -> BacktestSummary:
     """Feed every line to one engine (and its budgets to one budget book, as the worker's
-    budget agent does); write alerts as JSON Lines to ``output``."""
+    budget agent does); write alerts as JSON Lines to ``output``. Empty lines are skipped but
+    counted, so ``summary.errors`` names each invalid line by its number in the file."""
     engine = Engine(config, pricer)
     budgets = list(budgets)
     engine.budget_partials.set_budgets(budgets)
     book = BudgetBook(budgets)
     summary = BacktestSummary()
-    bar = _Progress(progress)
+    bar = _Progress(sys.stderr if progress is None else progress)
     started = time.perf_counter()
     ingest = engine.ingest
 
@@ -81,8 +92,13 @@ def backtest(lines: Iterable[bytes], output: IO[bytes], config: EngineConfig, pr
             output.write(orjson.dumps(alert.to_dict()) + b"\n")
 
     every = bar.every
+    errors = summary.errors
     for n, line in enumerate(lines, 1):
-        ingest(line)
+        if not line:
+            continue
+        dead = ingest(line)
+        if dead and len(errors) < SHOWN_ERRORS:
+            errors.append(_line_error(n, dead))
         if engine.has_output:
             emit()
         if not n % every:
@@ -94,4 +110,13 @@ def backtest(lines: Iterable[bytes], output: IO[bytes], config: EngineConfig, pr
     summary.events = engine.counters.events
     summary.invalid = engine.counters.invalid
     summary.keys = len(engine.keys)
+    for (provider, model), count in engine.unpriced_models.items():
+        summary.unpriced[f"{provider}/{model}"] = count
     return summary
+
+
+def _line_error(number: int, dead: list[DeadLetter]) -> str:
+    first = dead[0]
+    where = f"line {number}" if first.index is None else f"line {number} [{first.index}]"
+    more = f" (and {len(dead) - 1} more element(s))" if len(dead) > 1 else ""
+    return f"{where}: {first.reason[:300]}{more}"

@@ -12,7 +12,7 @@ from typing import Awaitable, Callable
 
 import orjson
 
-from schemas.errors import SpendSentryError
+from schemas.errors import SchemaError, SpendSentryError
 from streams.worker.gc_tuning import tune_gc
 
 log = logging.getLogger("spendsentry")
@@ -114,9 +114,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from streams.cli.backtest import backtest
+    from streams.cli.cli_inputs import check_output, print_line_errors, stripped_lines
     from streams.core.pricing import PriceCatalogue
-    from streams.producer import read_lines
 
+    check_output(args.output)
     if args.series:
         from streams.cli.score_series import score_series_file
 
@@ -135,13 +136,17 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     settings = _settings()
     budgets = load_budgets_file(settings.budgets_file) if settings.budgets_file else []
     pricer = PriceCatalogue.load(settings.prices_file)
+    lines = stripped_lines(args.events, "events")
     tune_gc()
     with open(args.output, "wb") as output:
-        summary = backtest(read_lines(args.events), output, settings.engine_config(), pricer, budgets=budgets)
+        summary = backtest(lines, output, settings.engine_config(), pricer, budgets=budgets)
+    if summary.events == 0 and summary.invalid == 0:
+        raise SchemaError(f"{args.events}: no events (the file is empty); backtest needs JSON Lines usage events")
     for line in summary.lines():
         print(line)
+    print_line_errors("backtest", args.events, summary.errors, summary.invalid)
     print(f"alerts written to {args.output}")
-    return 0
+    return 1 if summary.invalid else 0
 
 
 def cmd_normalize(args: argparse.Namespace) -> int:
@@ -160,6 +165,12 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from streams.cli.reconcile import run_reconcile
 
     return run_reconcile(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from streams.cli.report_command import run_report
+
+    return run_report(args)
 
 
 def cmd_collect_gpu(args: argparse.Namespace) -> int:
@@ -239,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     focus = sub.add_parser("import-focus", help="a FOCUS 1.0-1.3 cost export (CSV) -> cost events on the usage topic")
     focus.add_argument("file", help="FOCUS CSV export (Parquet needs pyarrow)")
     focus.add_argument("--stdout", action="store_true", help="print the events as JSON Lines instead of sending them")
+    focus.add_argument("--fx-rates", metavar="FILE", default=None,
+                       help='bill currencies other than USD: a JSON object of USD per unit, e.g. {"EUR": 1.08}')
     focus.set_defaults(func=cmd_import_focus)
 
     reconcile = sub.add_parser("reconcile", help="real-time estimate (usage events) vs a FOCUS bill, per scope and "
@@ -247,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_reconcile_arguments(reconcile)
     reconcile.set_defaults(func=cmd_reconcile)
+
+    report = sub.add_parser("report", help="spend by group, unit costs, untagged share, allocation, GPU idle waste, "
+                                           "purchase options and top movers, from event files (no worker)")
+    from streams.cli.report_command import add_arguments as add_report_arguments
+
+    add_report_arguments(report)
+    report.set_defaults(func=cmd_report)
 
     gpu = sub.add_parser("collect-gpu", help="GPU usage from NVML or a dcgm-exporter, to <prefix>.gpu")
     gpu.add_argument("--dcgm-url", default=None, help="scrape this dcgm-exporter /metrics URL instead of local NVML")
@@ -257,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--team", default=None)
     gpu.add_argument("--service", default=None)
     gpu.add_argument("--model", default=None, help="the AI model served on these GPUs (attribution)")
-    gpu.add_argument("--price-per-hour", type=float, default=None, help="USD per whole GPU-hour")
+    gpu.add_argument("--price-per-hour", default=None,
+                     help="USD per whole GPU-hour: one price (2.5) or one per GPU model (H100=7,A100=3)")
     gpu.add_argument("--purchase-option", choices=["on_demand", "reserved", "spot"], default="on_demand")
     gpu.set_defaults(func=cmd_collect_gpu)
     return parser

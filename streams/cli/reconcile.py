@@ -14,6 +14,7 @@ from typing import Any, Iterable, Iterator
 import orjson
 
 from schemas.errors import ConfigError, SchemaError
+from streams.cli.cli_inputs import print_line_errors, stripped_lines
 
 
 def parse_aliases(items: Iterable[str]) -> dict[str, str]:
@@ -25,6 +26,20 @@ def parse_aliases(items: Iterable[str]) -> dict[str, str]:
             raise ConfigError(f"--alias {item!r}: use BILL_PROVIDER=USAGE_PROVIDER")
         out[name.strip()] = alias.strip()
     return out
+
+
+def parse_scope(text: str) -> tuple[str, ...]:
+    """``provider,tags.account`` -> its dimensions, each a usage dimension or ``tags.<name>``."""
+    from schemas.usage import DIMENSIONS
+
+    scope = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not scope:
+        raise ConfigError("--scope: name at least one dimension (e.g. provider, or provider,tags.account)")
+    for name in scope:
+        if name not in DIMENSIONS and not (name.startswith("tags.") and len(name) > 5):
+            raise ConfigError(f"--scope {text}: {name!r} is not a dimension (use {', '.join(DIMENSIONS)} "
+                              "or tags.<name>)")
+    return scope
 
 
 def estimated_events(lines: Iterable[bytes], catalogue: Any, errors: list[str]) -> Iterator[dict[str, Any]]:
@@ -47,23 +62,25 @@ def estimated_events(lines: Iterable[bytes], catalogue: Any, errors: list[str]) 
 
 def run_reconcile(args: argparse.Namespace) -> int:
     from streams.core.pricing import PriceCatalogue
-    from streams.producer import read_lines
     from streams.config import Settings
-    from streams.sources.focus_import import import_focus, read_focus_rows, reconcile
+    from streams.sources.focus_import import import_focus, load_fx_rates, read_focus_rows, reconcile
 
     if not 0 <= args.tolerance <= 10:
         raise ConfigError(f"--tolerance {args.tolerance}: must be a share between 0 and 10 (0.05 = 5%)")
-    scope = tuple(s.strip() for s in args.scope.split(",") if s.strip())
-    if not scope:
-        raise ConfigError("--scope: name at least one dimension (e.g. provider, or provider,tags.account)")
-    billed = import_focus(read_focus_rows(args.focus))
-    for error in billed.errors:
-        print(f"spendsentry reconcile: {args.focus}: {error}", file=sys.stderr)
+    scope = parse_scope(args.scope)
+    lines = stripped_lines(args.events, "usage events")
+    settings = Settings.from_env()
+    fx_rates = load_fx_rates(args.fx_rates) if args.fx_rates else None
+    billed = import_focus(read_focus_rows(args.focus), fx_rates=fx_rates, tag_map=settings.focus_tag_map)
+    print_line_errors("reconcile", args.focus, billed.errors)
     errors: list[str] = []
-    catalogue = PriceCatalogue.load(Settings.from_env().prices_file)
-    estimated = list(estimated_events(read_lines(args.events), catalogue, errors))
-    for error in errors:
-        print(f"spendsentry reconcile: {args.events}: {error}", file=sys.stderr)
+    catalogue = PriceCatalogue.load(settings.prices_file)
+    estimated = list(estimated_events(lines, catalogue, errors))
+    print_line_errors("reconcile", args.events, errors)
+    if not estimated and not errors:
+        raise SchemaError(f"{args.events}: no usage events (the file is empty); nothing to compare with the bill")
+    if billed.rows == 0:
+        raise SchemaError(f"{args.focus}: no bill rows after the header; nothing to compare the estimate with")
     results = reconcile(estimated, billed.events, scope=scope, tolerance=args.tolerance,
                         provider_aliases=parse_aliases(args.alias or []))
     width = max([len(", ".join(f"{k}={v}" for k, v in r.key.items())) for r in results] + [5])
@@ -89,5 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", required=True, help="usage events (JSON Lines, '-' = stdin): the real-time estimate")
     parser.add_argument("--scope", default="provider", help="dimensions compared, comma-separated (default provider)")
     parser.add_argument("--tolerance", type=float, default=0.05, help="allowed |drift| / billed (default 0.05)")
+    parser.add_argument("--fx-rates", metavar="FILE", default=None,
+                        help='bill currencies other than USD: a JSON object of USD per unit, e.g. {"EUR": 1.08}')
     parser.add_argument("--alias", action="append", metavar="BILL=USAGE",
                         help="map a bill provider name onto the usage one, e.g. 'Amazon Web Services=aws.bedrock'")

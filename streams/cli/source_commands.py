@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
+
+from schemas.errors import SchemaError
+from streams.cli.cli_inputs import print_line_errors, stripped_lines
 
 
 def _settings() -> Any:
@@ -16,29 +19,22 @@ def _settings() -> Any:
     return Settings.from_env()
 
 
-def _lines(path: str) -> Iterator[bytes]:
-    """Every line (blank ones too, so error line numbers match the file); ``-`` = stdin."""
-    handle = sys.stdin.buffer if path == "-" else open(path, "rb")
-    try:
-        yield from handle
-    finally:
-        if handle is not sys.stdin.buffer:
-            handle.close()
-
-
 def run_normalize(args: argparse.Namespace) -> int:
     from streams.core.pricing import PriceCatalogue
     from streams.sources.normalize import NormalizeResult, normalize_lines
 
+    lines = stripped_lines(args.file, f"{args.format} payload")
     settings = _settings()
     catalogue = PriceCatalogue.load(settings.prices_file)
     result = NormalizeResult()
     out = sys.stdout.buffer
-    for event in normalize_lines(args.format, _lines(args.file), catalogue, result):
+    for event in normalize_lines(args.format, lines, catalogue, result):
         out.write(orjson.dumps(event) + b"\n")
     out.flush()
-    for error in result.errors:
-        print(f"spendsentry normalize: {args.file}: {error}", file=sys.stderr)
+    if result.events == 0 and not result.errors:
+        raise SchemaError(f"{args.file}: no payloads (the input is empty); normalize needs one {args.format} "
+                          "body or envelope per line")
+    print_line_errors("normalize", args.file, result.errors)
     for model, count in sorted(result.unpriced.items()):
         print(f"spendsentry normalize: warning: {count} event(s) of unpriced model {model} (no cost_usd)",
               file=sys.stderr)
@@ -60,11 +56,13 @@ async def _send_events(settings: Any, events: list[dict[str, Any]]) -> int:
 
 
 def run_import_focus(args: argparse.Namespace) -> int:
-    from streams.sources.focus_import import import_focus, read_focus_rows
+    from streams.sources.focus_import import import_focus, load_fx_rates, read_focus_rows
 
-    result = import_focus(read_focus_rows(args.file))
-    for error in result.errors:
-        print(f"spendsentry import-focus: {args.file}: {error}", file=sys.stderr)
+    fx_rates = load_fx_rates(args.fx_rates) if args.fx_rates else None
+    result = import_focus(read_focus_rows(args.file), fx_rates=fx_rates, tag_map=_settings().focus_tag_map)
+    if result.rows == 0:
+        raise SchemaError(f"{args.file}: no rows after the header; import-focus needs FOCUS cost rows")
+    print_line_errors("import-focus", args.file, result.errors)
     if args.stdout:
         out = sys.stdout.buffer
         for event in result.events:
@@ -82,10 +80,15 @@ def run_import_focus(args: argparse.Namespace) -> int:
 
 
 def run_collect_gpu(args: argparse.Namespace) -> int:
-    from streams.sources.gpu_collect import Attribution, collect_once, run_collector
+    from schemas.errors import ConfigError
+    from streams.sources.gpu_collect import Attribution, collect_once, parse_price_per_hour, run_collector
 
+    if not args.interval > 0:
+        raise ConfigError(f"--interval {args.interval}: must be a positive number of seconds")
+    default_price, by_model = parse_price_per_hour(args.price_per_hour) if args.price_per_hour else (None, {})
     attribution = Attribution(cluster=args.cluster, team=args.team, service=args.service, model=args.model,
-                              price_per_hour=args.price_per_hour, purchase_option=args.purchase_option)
+                              price_per_hour=default_price, purchase_option=args.purchase_option,
+                              prices_by_model=tuple(by_model.items()))
     if args.stdout:
         if not args.once:
             print("spendsentry collect-gpu: --stdout needs --once", file=sys.stderr)

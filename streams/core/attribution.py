@@ -423,7 +423,7 @@ def segmented_view(rows: Iterable[tuple[tuple, Sequence[float]]], dims: Sequence
 
     total = [sum(v[i] for v in merged.values()) for i in range(5)]
     out_rows = [{"key": {d: (g[i] or None) for i, d in enumerate(group_by)}, **render(v)}
-                for g, v in sorted(groups.items(), key=lambda item: (-item[1][0], item[0]))]
+                for g, v in sorted(groups.items(), key=lambda item: (-item[1][0], tuple(x or "" for x in item[0])))]
     return {"rows": out_rows, "total": render(total),
             "untagged": {"required": list(required), "cost_usd": round(untagged, 6),
                          "share": round(untagged / total[0], 6) if total[0] > 0 else None},

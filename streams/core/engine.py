@@ -17,7 +17,7 @@ Event-time rules (documented in docs/concepts/buckets-and-watermarks.md, tested 
 from __future__ import annotations
 
 import hashlib
-import pickle
+import logging
 from operator import attrgetter
 from time import perf_counter
 from collections import Counter
@@ -33,10 +33,13 @@ from schemas.alert import Alert
 from schemas.errors import DecodeError, SchemaError, ValidationError
 from schemas.usage import UsageEvent, decode_usage, validate_usage
 from streams.core.buckets import Bucket, KeyState
+from streams.core import state_codec
 from streams.core.budgets import BudgetPartials, Partial
 from streams.core.attribution import AttributionConfig, SegmentStore
 from streams.core.expected_band import ExpectedHistory
 from detectors.bill_grain import BILL_TAG, BillGrainDetector
+
+log = logging.getLogger("spendsentry.engine")
 
 ALERT_TYPE = "cost_spike"
 #: field that marks a control message (feedback) on the usage topic
@@ -54,7 +57,7 @@ class EngineConfig:
     allowed_lateness_s: float = 10.0
     #: key families; the first is the partition key producers must key messages by, and every
     #: other family must include its dimensions so each key lives in exactly one partition.
-    group_bys: tuple[tuple[str, ...], ...] = (("model",),)
+    group_bys: tuple[tuple[str, ...], ...] = (("model",), ("model", "service"))
     resolve_after: int = 3
     max_gap_buckets: int = 240
     severity: SeverityPolicy = field(default_factory=SeverityPolicy)
@@ -144,6 +147,12 @@ class Engine:
         #: imported bill rows (FOCUS), judged at their own grain; made on the first one
         self.bills: BillGrainDetector | None = None
         self.expected = ExpectedHistory(config.attribution.horizon_s if config.attribution else 86_400.0, self._size)
+        #: new incidents of the time step being closed, merged across families by :meth:`_merge`
+        self._pending: list[tuple[KeyState, Alert]] = []
+        #: (family index, key values) -> the keys of finer families inside it (a model's streams)
+        self._children: dict[tuple, list[KeyState]] = {}
+        #: (family index, values of the dimensions other than ``model``) -> keys of that family
+        self._by_rest: dict[tuple, list[KeyState]] = {}
 
     # -- input -------------------------------------------------------------------------
     def ingest(self, raw: bytes) -> list[DeadLetter]:
@@ -203,6 +212,8 @@ class Engine:
         dirty = self._dirty_windows
         for family_index, dims, key_of in self._family_keys:
             key = key_of(event)
+            if family_index and "" in key:
+                continue  # a finer family needs every dimension (an event without a service is its model's)
             state = keys.get((family_index, key))
             if state is None:
                 state = self._new_state(family_index, dims, key)
@@ -323,6 +334,7 @@ class Engine:
         for start in sorted(s for s in self._open_index if s + size <= limit):
             for state in sorted(self._open_index.pop(start), key=_by_name):
                 self._close(state, state.open.pop(start))
+            self._merge()
         self.closed_until = limit
         if self.segments is not None:
             self.segments.close(limit)
@@ -364,8 +376,7 @@ class Engine:
             },
         )
         if alert is not None:
-            self.counters.alerts += 1
-            self._alerts.append(alert)
+            self._emit(state, alert)
 
     def _fast_check(self, state: KeyState, bucket: Bucket, ts: float) -> None:
         """Cheap in-bucket burst test: a 30x retry storm alerts within seconds, not at minute end."""
@@ -385,15 +396,93 @@ class Engine:
                      "projected_usd": round(projected, 6), "early": True},
         )
         if alert is not None:
-            self.counters.alerts += 1
-            self._alerts.append(alert)
+            self._emit(state, alert)
+            self._merge()
             self._dirty_models.add(state)
 
     def _new_state(self, family_index: int, dims: tuple[str, ...], key: tuple) -> KeyState:
         named = dict(zip(dims, key))
-        state = KeyState(key_name(named), named, self.config.detector_factory(), Lifecycle(self.config.resolve_after))
+        detector = self.config.detector_factory()
+        if family_index < len(self._families) - 1 and hasattr(detector, "use_mix"):
+            detector.use_mix = False  # a mixture of finer keys: its cost per request moves with their mix
+        state = KeyState(key_name(named), named, detector, Lifecycle(self.config.resolve_after))
         self.keys[(family_index, key)] = state
+        parent = self._parent_id(named)
+        if family_index and parent is not None:
+            self._children.setdefault(parent, []).append(state)
+        if "model" in named:
+            self._by_rest.setdefault(_rest(family_index, named), []).append(state)
         return state
+
+    # -- one incident per cause ------------------------------------------------------------
+    def _emit(self, state: KeyState, alert: Alert) -> None:
+        """A new (or reopened) incident waits for :meth:`_merge`; escalations and resolutions go out."""
+        if alert.status == "firing" and "escalated_from" not in alert.details:
+            self._pending.append((state, alert))
+            return
+        self.counters.alerts += 1
+        self._alerts.append(alert)
+
+    def _parent_id(self, named: dict[str, str]) -> tuple | None:
+        """The partition-family key that contains ``named`` (``model=X`` for ``model=X,service=Y``)."""
+        top = self._families[0]
+        if tuple(named) == top or not all(d in named for d in top):
+            return None
+        return (0, tuple(named[d] for d in top))
+
+    def _related(self, state: KeyState) -> list[KeyState]:
+        parent = self._parent_id(state.key)
+        if parent is not None:
+            return [self.keys[parent]] if parent in self.keys else []
+        return self._children.get((0, tuple(state.key.values())), [])
+
+    def _merge(self) -> None:
+        """One alert per cause: of the keys of one model that open incidents in the same step, the
+        most specific (``model x service``) speaks and the others are silent; a key whose parent or
+        child already has an open, announced incident is silent too (that alert tells the story)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        pending.sort(key=lambda p: -len(p[0].key))
+        fresh = {state for state, _ in pending}
+        emitted: set[KeyState] = set()
+        for state, alert in pending:
+            incident = state.lifecycle.incident
+            if incident is None:
+                continue
+            if any(r.lifecycle.incident is not None and not r.lifecycle.incident.silent
+                   and (r not in fresh or r in emitted) for r in self._related(state)):
+                incident.silent = True
+                continue
+            moved = self._moved_from(state)
+            if moved:
+                alert.details["moved_from"] = moved
+                alert.summary += f"; traffic moved from {', '.join(moved)} to {state.key['model']}"
+            emitted.add(state)
+            self.counters.alerts += 1
+            self._alerts.append(alert)
+
+    def _moved_from(self, state: KeyState) -> list[str]:
+        """Models whose traffic fell while ``state``'s rose, for the same service (a model swap).
+
+        For a ``model x service`` key: the same service's keys on other models whose last bucket
+        fell below half its expectation. For a model key: the same, for each of its rising streams.
+        """
+        if "model" not in state.key:
+            return []
+        rising = [state] if self._parent_id(state.key) is not None else [
+            c for c in self._children.get((0, tuple(state.key.values())), [])
+            if c.last is not None and c.last.cost > 1.5 * c.last.expected]
+        out: list[str] = []
+        for r in rising:
+            family = self._families.index(tuple(r.key))
+            for sib in self._by_rest.get(_rest(family, r.key), []):
+                last = sib.last
+                if (sib is not r and last is not None and last.expected > 0 and last.cost < 0.5 * last.expected
+                        and last.start == (r.last.start if r.last else last.start)
+                        and sib.key["model"] not in out):
+                    out.append(sib.key["model"])
+        return out
 
     # -- output ------------------------------------------------------------------------
     @property
@@ -413,8 +502,9 @@ class Engine:
     # -- persistence (the worker stores these blobs in Faust tables) ------------------
     def drain_dirty(self) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
         """Snapshots of what changed since the last call: (window blobs, model blobs) by key id."""
-        windows = [(s.name, pickle.dumps((s.key, s.window_state()), protocol=5)) for s in self._dirty_windows]
-        models = [(s.name, pickle.dumps((s.key, s.model_state()), protocol=5)) for s in self._dirty_models]
+        dumps = state_codec.dumps
+        windows = [(s.name, dumps((s.key, s.window_state()))) for s in self._dirty_windows]
+        models = [(s.name, dumps((s.key, s.model_state()))) for s in self._dirty_models]
         self._dirty_windows.clear()
         self._dirty_models.clear()
         return windows, models
@@ -424,19 +514,39 @@ class Engine:
                 "budget_sums": [[b, m, c] for (b, m), c in self.budget_partials.sums.items()]}
 
     def restore(self, meta: dict[str, Any] | None, windows: Iterable[bytes], models: Iterable[bytes]) -> None:
-        """Rebuild state from snapshots written by :meth:`drain_dirty` and :meth:`meta`."""
+        """Rebuild state from snapshots written by :meth:`drain_dirty` and :meth:`meta`.
+
+        A snapshot that does not decode (pickle from an older version, garbage, a class not on the
+        allow list of :mod:`streams.core.state_codec`) is skipped, logged and counted: that key
+        starts fresh."""
         if meta:
             self.max_ts, self.closed_until = meta["max_ts"], meta["closed_until"]
             self.budget_partials.sums = {(b, m): c for b, m, c in meta.get("budget_sums", [])}
         for blob in models:
-            key, model_state = pickle.loads(blob)
-            self._state_for(key).set_model_state(model_state)
+            found = self._snapshot(blob, "model")
+            if found is not None:
+                self._state_for(found[0]).set_model_state(found[1])
         for blob in windows:
-            key, window_state = pickle.loads(blob)
+            found = self._snapshot(blob, "window")
+            if found is None:
+                continue
+            key, window_state = found
             state = self._state_for(key)
             state.set_window_state(window_state)
             for start in state.open:
                 self._open_index.setdefault(start, set()).add(state)
+
+    def _snapshot(self, blob: bytes, what: str) -> tuple[dict[str, str], tuple] | None:
+        """``(key, state)`` of one snapshot, or None when it does not decode or does not fit."""
+        found = state_codec.load_or_skip(blob, what)
+        if found is None:
+            return None
+        if (type(found) is not tuple or len(found) != 2 or type(found[0]) is not dict or type(found[1]) is not tuple
+                or len(found[1]) != (5 if what == "window" else 7) or tuple(found[0]) not in self._families):
+            state_codec.SKIPPED[what] += 1
+            log.warning("skipped a %s snapshot of an unexpected shape; that key starts fresh", what)
+            return None
+        return found
 
     def _state_for(self, key: dict[str, str]) -> KeyState:
         dims = tuple(key)
@@ -471,6 +581,10 @@ class Engine:
 
 def _by_name(state: KeyState) -> str:
     return state.name
+
+
+def _rest(family_index: int, named: dict[str, str]) -> tuple:
+    return (family_index, tuple(v for d, v in named.items() if d != "model"))
 
 
 def _dead(exc: SchemaError, original: bytes, index: int | None = None) -> DeadLetter:

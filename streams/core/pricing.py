@@ -152,6 +152,8 @@ class ModelPrice:
     effective_from: str
     tiers: dict[str, Rates] = field(default_factory=dict, hash=False)
     long_context: tuple[tuple[int, dict[str, Rates]], ...] = ()
+    #: 1-hour cache writes (LiteLLM ``cache_creation_input_token_cost_above_1hr``); None: the 5-minute price
+    cache_write_1h: float | None = None
 
     @property
     def standard(self) -> Rates:
@@ -187,8 +189,13 @@ class ModelPrice:
         uncached = event.input_tokens - cached - created
         if uncached < 0:
             uncached = 0
-        return (uncached * inp + cached * read + created * write
+        cost = (uncached * inp + cached * read + created * write
                 + (event.output_tokens - reasoning) * out + reasoning * reasoning_price)
+        hour = event.cache_creation_1h_input_tokens
+        if hour and self.cache_write_1h is not None and self.input:
+            # the 1-hour premium over the 5-minute write, scaled like the input price of the tier applied
+            cost += hour * (self.cache_write_1h / self.input * inp - write)
+        return cost
 
 
 class _Timeline:
@@ -323,7 +330,9 @@ def _build_one(key: str, entry: dict[str, Any], where: str, default_from: str) -
 
     std = rates(0, "default")
     all_tiers = ("default", *sorted(tiers))
+    hour = entry.get("cache_creation_input_token_cost_above_1hr")
     return [ModelPrice(
+        cache_write_1h=None if hour is None else _price_value(hour, where, key, "cache_creation_input_token_cost_above_1hr"),
         key=key, provider=provider, input=std[0], output=std[1], cache_read=std[2], cache_write=std[3],
         reasoning=std[4], effective_from=effective,
         tiers={t: rates(0, t) for t in sorted(tiers)},

@@ -26,7 +26,9 @@ the ratios are meaningful even on a shared machine. Stages:
 5. **backtest**: ``streams.backtest.backtest`` over a pre-generated file in a child process
    (10k and 100k active keys); events/s and the child's peak RSS (``VmHWM``); and once more at
    10k keys with event time running at a large platform's rate (30k events/s), where a key
-   closes a bucket every ~180 events instead of every 10.
+   closes a bucket every ~180 events instead of every 10; then the same events twice, timestamps
+   as RFC 3339 strings and as epoch seconds (``ratio_ts``: what the producer's format costs).
+   ``ratio_keys`` is the batched worker at 100k keys over 1k keys.
 
 The last line is machine-readable (see :data:`SUMMARY_FIELDS`). Every topic the run creates
 starts with one run token (``ssbench-<hex>``) and is deleted at the end.
@@ -57,7 +59,8 @@ PARTITIONS = 8
 BATCH = 100
 T0 = 1_790_000_000.0  # event time of the throughput data sets (2026-09-21, minute aligned)
 SUMMARY_FIELDS = ("worker_eps", "worker_eps_single", "raw_eps", "faust_eps", "ratio_raw", "ratio_faust",
-                  "alert_p50_s", "alert_p99_s", "backtest_eps", "rss_mb_100k_keys")
+                  "alert_p50_s", "alert_p99_s", "backtest_eps", "rss_mb_100k_keys",
+                  "worker_eps_100k", "ratio_keys", "backtest_eps_rfc3339", "backtest_eps_epoch", "ratio_ts")
 
 
 @dataclass
@@ -565,9 +568,16 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 # ------------------------------------------------------------------------------------ backtest
-def write_events_file(path: Path, n: int, keys: int, seed: int, per_key_interval_s: float = 6.0) -> None:
+def write_events_file(path: Path, n: int, keys: int, seed: int, per_key_interval_s: float = 6.0,
+                      rfc3339: bool = False) -> None:
+    """The events of :func:`make_events`, one per line; ``rfc3339``: timestamps as RFC 3339 strings
+    with ``Z`` and milliseconds (the same instants), as many producers write them."""
+    from schemas.alert import rfc3339 as as_text
+
     with open(path, "wb") as handle:
         for event in make_events(n, keys, seed=seed, per_key_interval_s=per_key_interval_s):
+            if rfc3339:
+                event["timestamp"] = as_text(round(event["timestamp"], 3))
             handle.write(orjson.dumps(event) + b"\n")
 
 
@@ -607,7 +617,8 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 
 
 def summary_line(figures: dict[str, float | None]) -> str:
-    digits = {"ratio_raw": 3, "ratio_faust": 3, "alert_p50_s": 3, "alert_p99_s": 3, "rss_mb_100k_keys": 1}
+    digits = {"ratio_raw": 3, "ratio_faust": 3, "alert_p50_s": 3, "alert_p99_s": 3, "rss_mb_100k_keys": 1,
+              "ratio_keys": 3, "ratio_ts": 3}
     return " ".join(f"{name}={_fmt(figures.get(name), digits.get(name, 0))}" for name in SUMMARY_FIELDS)
 
 
@@ -680,6 +691,9 @@ async def run_bench(opts: Options) -> Results:
                         f"peak RSS {_fmt(r['rss_mb'])} MB")
             fig["worker_eps"] = fig.get(f"worker_batched_{opts.keys_small}")
             fig["worker_eps_single"] = fig.get(f"worker_single_{opts.keys_small}")
+            fig["worker_eps_100k"] = fig.get(f"worker_batched_{opts.keys_large}")
+            if fig["worker_eps_100k"] and fig["worker_eps"]:
+                fig["ratio_keys"] = fig["worker_eps_100k"] / fig["worker_eps"]
             if fig["worker_eps"] and fig["raw_eps"]:
                 fig["ratio_raw"] = fig["worker_eps"] / fig["raw_eps"]
             if fig["worker_eps_single"] and fig["faust_eps"]:
@@ -723,6 +737,16 @@ async def run_bench(opts: Options) -> Results:
             res.say(f"backtest {r['events']:,} events, {r['keys']:>7,} active keys at {opts.backtest_platform_eps:,.0f} "
                     f"events/s of event time: {r['eps']:>9,.0f} events/s")
             path.unlink()
+            for fmt in ("rfc3339", "epoch"):  # the same events, timestamps in each format, back to back
+                path = workdir / f"backtest-{fmt}.jsonl"
+                write_events_file(path, opts.backtest_events, keys, seed=4, rfc3339=fmt == "rfc3339")
+                r = await asyncio.to_thread(run_backtest_child, path)
+                fig[f"backtest_eps_{fmt}"] = r["eps"]
+                res.say(f"backtest {r['events']:,} events, {r['keys']:>7,} active keys, {fmt} timestamps: "
+                        f"{r['eps']:>9,.0f} events/s")
+                path.unlink()
+            if fig["backtest_eps_rfc3339"] and fig["backtest_eps_epoch"]:
+                fig["ratio_ts"] = fig["backtest_eps_rfc3339"] / fig["backtest_eps_epoch"]
             fig["backtest_eps"] = fig.get(f"backtest_eps_{opts.backtest_keys[0]}")
             fig["rss_mb_100k_keys"] = fig.get(f"rss_mb_{opts.backtest_keys[-1]}")
         finally:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -21,7 +23,7 @@ from schemas.alert import Alert, alert_id_for, rfc3339
 from schemas.errors import ConfigError, SchemaError
 from schemas.focus import NegativeCostRow, focus_row_to_event
 
-__all__ = ["FocusImport", "read_focus_rows", "import_focus", "reconcile", "Reconciliation"]
+__all__ = ["load_fx_rates", "FocusImport", "read_focus_rows", "import_focus", "reconcile", "Reconciliation"]
 
 
 def read_focus_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -62,13 +64,36 @@ class FocusImport:
     rows: int = 0
 
 
-def import_focus(rows: Iterable[tuple[int, Mapping[str, Any]]]) -> FocusImport:
+def load_fx_rates(path: str | Path) -> dict[str, float]:
+    """``--fx-rates FILE``: a JSON object of ISO 4217 code -> USD per unit (``{"EUR": 1.08}``)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--fx-rates {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--fx-rates {path}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--fx-rates {path}: not JSON ({exc})") from None
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f'--fx-rates {path}: must be a JSON object of currency -> USD per unit, e.g. {{"EUR": 1.08}}')
+    rates = {}
+    for code, rate in data.items():
+        if not (isinstance(code, str) and len(code) == 3 and code.isalpha()):
+            raise ConfigError(f"--fx-rates {path}: {code!r} is not an ISO 4217 currency code")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+            raise ConfigError(f"--fx-rates {path}: {code}: the rate must be a positive number of USD per unit")
+        rates[code.upper()] = float(rate)
+    return rates
+
+
+def import_focus(rows: Iterable[tuple[int, Mapping[str, Any]]], *, fx_rates: Mapping[str, float] | None = None,
+                 tag_map: Mapping[str, Sequence[str]] | None = None) -> FocusImport:
     """Cost events of FOCUS rows; bad rows become ``row N: reason`` errors, credits are counted apart."""
     result = FocusImport()
     for number, row in rows:
         result.rows += 1
         try:
-            result.events.append(focus_row_to_event(row))
+            result.events.append(focus_row_to_event(row, fx_rates=fx_rates, tag_map=tag_map))
         except NegativeCostRow as exc:
             result.credits += 1
             result.credits_usd += float(exc.value)

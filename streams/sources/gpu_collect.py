@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import re
 import socket
@@ -29,7 +30,9 @@ from typing import Any, Callable, Iterable
 from schemas.errors import ConfigError, SchemaError
 from schemas.gpu import GpuUsageEvent, validate_gpu
 
-__all__ = ["Sample", "parse_prometheus", "dcgm_events", "nvml_events", "mig_fraction", "scrape_dcgm",
+log = logging.getLogger(__name__)
+
+__all__ = ["parse_price_per_hour", "Sample", "parse_prometheus", "dcgm_events", "nvml_events", "mig_fraction", "scrape_dcgm",
            "Attribution", "run_collector"]
 
 MIB = 1024 * 1024
@@ -87,12 +90,45 @@ def parse_prometheus(text: str) -> list[Sample]:
 
 def mig_fraction(profile: str, gpu_model: str = "") -> float:
     """Share of the GPU a MIG profile holds: ``1g.10gb`` on a 7-slice GPU is 1/7, ``3g.40gb`` 3/7,
-    ``7g.80gb`` 1. Media/extension suffixes (``1g.10gb+me``) are ignored."""
-    match = re.match(r"^(\d+)g\.", profile.strip())
+    ``7g.80gb`` 1. A compute-instance profile ``<C>c.<G>g.<M>gb`` holds C of the GPU instance's
+    G slices (``1c.3g.40gb`` is 1/7). Media/extension suffixes (``1g.10gb+me``) are ignored."""
+    match = re.match(r"^(?:(\d+)c\.)?(\d+)g\.", profile.strip())
     if match is None:
-        raise SchemaError(f"MIG profile {profile!r}: expected <N>g.<M>gb")
+        raise SchemaError(f"MIG profile {profile!r}: expected <N>g.<M>gb or <C>c.<N>g.<M>gb")
+    compute, gpu_slices = match.groups()
     slices = next((n for key, n in _MIG_SLICES.items() if key in gpu_model), _DEFAULT_SLICES)
-    return min(1.0, int(match.group(1)) / slices)
+    held = min(int(compute), int(gpu_slices)) if compute else int(gpu_slices)
+    return min(1.0, held / slices)
+
+
+def parse_price_per_hour(text: str) -> tuple[float | None, dict[str, float]]:
+    """``--price-per-hour``: one USD price for every GPU (``2.5``), or one per GPU model
+    (``H100=7,A100=3``; a model matches when its name contains the key, e.g. ``NVIDIA H100 80GB HBM3``),
+    optionally with a default for the rest (``H100=7,2``). Raises :class:`ConfigError` naming the bad part."""
+    default: float | None = None
+    by_model: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, price_text = part.rpartition("=")
+        try:
+            price = float(price_text)
+        except ValueError:
+            price = math.nan
+        if not math.isfinite(price) or price < 0:
+            raise ConfigError(f"--price-per-hour {text!r}: {part!r}: the price must be a non-negative number of USD "
+                              "per GPU-hour (e.g. 2.5, or H100=7,A100=3)")
+        if sep and not name.strip():
+            raise ConfigError(f"--price-per-hour {text!r}: {part!r}: name the GPU model before '='")
+        if sep:
+            by_model[name.strip()] = price
+        elif default is not None:
+            raise ConfigError(f"--price-per-hour {text!r}: give at most one price without a GPU model")
+        else:
+            default = price
+    if default is None and not by_model:
+        raise ConfigError(f"--price-per-hour {text!r}: give a price (e.g. 2.5, or H100=7,A100=3)")
+    return default, by_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +141,15 @@ class Attribution:
     model: str | None = None
     price_per_hour: float | None = None
     purchase_option: str = "on_demand"
+    #: GPU model name part -> USD per GPU-hour (``--price-per-hour H100=7,A100=3``); the longest
+    #: matching name wins, ``price_per_hour`` prices the rest
+    prices_by_model: tuple[tuple[str, float], ...] = ()
+
+    def price_for(self, gpu_model: str) -> float | None:
+        """The hourly price of a GPU of ``gpu_model`` (case-insensitive name match)."""
+        name = gpu_model.lower()
+        matches = [(len(key), price) for key, price in self.prices_by_model if key.lower() in name]
+        return max(matches)[1] if matches else self.price_per_hour
 
 
 def _event_id(*parts: object) -> str:
@@ -139,7 +184,11 @@ def dcgm_events(samples: Iterable[Sample], *, timestamp: float, interval_s: floa
         util = min(1.0, max(0.0, util)) if math.isfinite(util) else 0.0
         model_name = labels.get("modelName") or "unknown"
         profile = labels.get("GPU_I_PROFILE") or None
-        fraction = mig_fraction(profile, model_name) if profile and instance != "" else 1.0
+        try:
+            fraction = mig_fraction(profile, model_name) if profile and instance != "" else 1.0
+        except SchemaError as exc:
+            log.warning("skipping GPU %s instance %s on %s: %s", gpu, instance, host or "unknown", exc)
+            continue
         used = metrics.get("DCGM_FI_DEV_FB_USED")
         free = metrics.get("DCGM_FI_DEV_FB_FREE")
         reserved = metrics.get("DCGM_FI_DEV_FB_RESERVED", 0.0)
@@ -153,7 +202,7 @@ def dcgm_events(samples: Iterable[Sample], *, timestamp: float, interval_s: floa
             "event_id": _event_id(attribution.cluster, host, gpu, instance, timestamp),
             "timestamp": timestamp, "interval_s": interval_s, "cluster": attribution.cluster,
             "node": host or "unknown", "gpu_model": model_name, "gpu_count": 1, "fraction": fraction,
-            "purchase_option": attribution.purchase_option, "hourly_price_usd": attribution.price_per_hour,
+            "purchase_option": attribution.purchase_option, "hourly_price_usd": attribution.price_for(model_name),
             "utilization": util, "gpu_uuid": labels.get("UUID") or None,
             "gpu_index": int(gpu_index) if gpu_index and gpu_index.isdigit() else None,
             "mig_profile": profile if instance != "" else None,
@@ -215,7 +264,7 @@ def nvml_events(*, timestamp: float, interval_s: float, attribution: Attribution
                 "timestamp": timestamp, "interval_s": interval_s, "cluster": attribution.cluster, "node": host,
                 "gpu_model": name, "utilization": min(1.0, max(0.0, util)), "gpu_uuid": uuid, "gpu_index": index,
                 "memory_used_bytes": int(mem.used), "memory_total_bytes": int(mem.total),
-                "purchase_option": attribution.purchase_option, "hourly_price_usd": attribution.price_per_hour,
+                "purchase_option": attribution.purchase_option, "hourly_price_usd": attribution.price_for(name),
                 "team": attribution.team, "service": attribution.service, "model": attribution.model,
             }.items() if v is not None}))
     finally:

@@ -10,6 +10,8 @@ Agents
 ``track_budgets``  budget-spend partials -> burn-rate trackers.
 ``close_idle``     timer: quiet partitions still close buckets (and resolve incidents).
 ``retry_deliveries`` timer: due long-period delivery retries; give-ups go to the undeliverable topic.
+``send_digests``   timer: roll up closed spend, send each digest subscription's closed period once
+                   (:mod:`streams.worker.digests`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from streams.core.budgets import Partial
 from streams.core.engine import Pricer
 from streams.worker.consumer import App
 from streams.worker.runtime import BATCH_MAX, BATCH_WITHIN_S, PERSIST_EVERY_S, Runtime
+
+#: how often due digests are looked for (a digest goes out within a minute of being due)
+DIGEST_EVERY_S = 60.0
 
 
 def create_worker(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
@@ -54,7 +59,7 @@ def create_worker(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtim
         broker_heartbeat_interval=2.0,
         broker_credentials=settings.kafka_security.faust_credentials(),
         topic_replication_factor=settings.replication_factor,
-        # issue 13: Faust's /table/* and /router/* pages would show tables (secrets included) to anyone;
+        # Faust's /table/* and /router/* pages would show tables (secrets included) to anyone;
         # aiohttp refuses bodies over the configured limit (its own default is 1 MiB)
         web_tables_enabled=False,
         web_router_enabled=False,
@@ -132,6 +137,11 @@ def create_worker(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtim
     @app.timer(interval=1.0)
     async def retry_deliveries() -> None:
         await runtime.delivery.retry_due()
+
+    @app.timer(interval=DIGEST_EVERY_S)
+    async def send_digests() -> None:
+        if runtime.ready():
+            await runtime.digests.tick()
 
     @app.timer(interval=0.1)  # a closed grouping window goes out within 0.1 s
     async def flush_groups() -> None:

@@ -186,7 +186,7 @@ class DeliveryService:
             if record is None:
                 continue
             r = record["route"]
-            # found again by key (the table holds it masked); before issue 13 it was stored whole
+            # found again by key (the table holds it masked); older versions stored it whole
             dest = self.router.destination(r["key"]) if "key" in r else Destination.from_dict(r["destination"])
             if dest is None:
                 log.warning("alert %s was waiting for %s, which is no longer configured: dropped",

@@ -5,8 +5,8 @@
 dead-letter topic with their reason, like usage events), folds it into its partition's
 :class:`streams.gpu_ledger.GpuLedger` and publishes the idle detector's ``gpu_idle`` alerts to the
 alerts topic, where they are routed and delivered like cost alerts. Each partition's ledger is
-pickled into the ``gpu`` table once per batch (with the last source offset, so a restarted worker
-skips what the snapshot already holds).
+written to the ``gpu`` table once per batch (:mod:`streams.core.state_codec`, never pickle; with the
+last source offset, so a restarted worker skips what the snapshot already holds).
 
 Idle detection runs per partition, i.e. per set of nodes: a cluster/team/gpu-model group whose
 nodes hash to several partitions can show one incident per partition (each with its own devices).
@@ -15,7 +15,6 @@ nodes hash to several partitions can show one incident per partition (each with 
 from __future__ import annotations
 
 import logging
-import pickle
 from collections import defaultdict
 from typing import Any
 
@@ -24,6 +23,7 @@ import orjson
 
 from schemas.errors import SchemaError, ValidationError
 from schemas.gpu import validate_gpu
+from streams.core import state_codec
 from streams.core.engine import DeadLetter
 from streams.core.gpu_ledger import GpuLedger, gpu_view, load_gpu_prices
 from streams.worker.partition_engines import persist
@@ -47,8 +47,8 @@ class GpuRuntime:
         ledger = self.ledgers.get(partition)
         if ledger is None:
             blob = self.table.data.get(str(partition).encode())
-            ledger = pickle.loads(blob) if blob else None
-            if ledger is None:
+            ledger = state_codec.load_or_skip(blob, "gpu ledger") if blob else None
+            if not isinstance(ledger, GpuLedger):
                 settings = self.settings
                 ledger = GpuLedger()
                 ledger.detector.threshold = settings.gpu_idle_threshold
@@ -81,7 +81,7 @@ class GpuRuntime:
     def persist(self, partition: int) -> None:
         ledger = self.ledgers[partition]
         ledger.prune()
-        persist(self.table, partition, str(partition).encode(), pickle.dumps(ledger, protocol=5))
+        persist(self.table, partition, str(partition).encode(), state_codec.dumps(ledger))
 
     def view(self, window_s: float) -> dict[str, Any]:
         body = gpu_view(self.ledgers.values(), window_s=window_s, prices=self.prices)

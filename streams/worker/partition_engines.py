@@ -9,12 +9,13 @@ restart, messages at or below it are skipped, so replayed messages are never cou
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 from typing import Any
 
 import orjson
 
+from streams.core import state_codec
+from detectors.bill_grain import BillGrainDetector
 from streams.core.engine import Engine, EngineConfig, Pricer
 
 log = logging.getLogger("spendsentry.streams")
@@ -54,14 +55,14 @@ class PartitionEngines:
         windows = [v for k, v in self.windows.data.items() if k.startswith(prefix)]
         models = [v for k, v in self.models.data.items() if k.startswith(prefix)]
         offset = -1
-        if meta:
-            values = orjson.loads(meta)
+        values = _meta(meta) if meta else None
+        if values is not None:
             offset = values["offset"]
             engine.restore(values["engine"], windows, models)
             self._restore_extra(partition, engine)
         self.offsets[partition] = offset
         self.last_input[partition] = time.monotonic()
-        if meta:
+        if values is not None:
             log.info("partition %d: restored %d keys, resuming after offset %d", partition, len(engine.keys), offset)
         return engine
 
@@ -91,25 +92,28 @@ class PartitionEngines:
             for start, rows in engine.segments.drain_dirty():
                 if rows is not None:  # pruned buckets: the slot is overwritten later, restore skips old ones
                     persist(self.segments, partition, f"{partition}|seg|{self._slot(start)}".encode(),
-                            pickle.dumps((start, rows), protocol=5))
+                            state_codec.dumps((start, rows)))
         bills_dirty = engine.bills is not None and engine.bills.dirty
         if bills_dirty or (engine.segments is not None and engine.segments.state_dirty):
             if engine.bills is not None:
                 engine.bills.dirty = False
             state = {"segments": engine.segments.state() if engine.segments is not None else None,
                      "bills": engine.bills}
-            persist(self.segments, partition, f"{partition}|state".encode(), pickle.dumps(state, protocol=5))
+            persist(self.segments, partition, f"{partition}|state".encode(), state_codec.dumps(state))
 
     def _restore_extra(self, partition: int, engine: Engine) -> None:
         if self.segments is None:
             return
         blob = self.segments.data.get(f"{partition}|state".encode())
-        state = pickle.loads(blob) if blob else {}
-        if state.get("bills") is not None:
+        state = state_codec.load_or_skip(blob, "attribution") if blob else None
+        if not isinstance(state, dict):
+            state = {}
+        if isinstance(state.get("bills"), BillGrainDetector):
             engine.bills = state["bills"]
         if engine.segments is not None:
             prefix = f"{partition}|seg|".encode()
-            buckets = [pickle.loads(v) for k, v in self.segments.data.items() if k.startswith(prefix)]
+            found = (state_codec.load_or_skip(v, "segment") for k, v in self.segments.data.items() if k.startswith(prefix))
+            buckets = [b for b in found if type(b) is tuple and len(b) == 2 and isinstance(b[0], float)]
             engine.segments.restore(state.get("segments"), buckets)
 
     def drop(self, partitions: set[int]) -> None:
@@ -118,3 +122,19 @@ class PartitionEngines:
             self.engines.pop(partition, None)
             self.offsets.pop(partition, None)
             self.last_input.pop(partition, None)
+
+
+def _meta(blob: bytes) -> dict[str, Any] | None:
+    """A partition's meta record (JSON: last source offset and engine clocks), or None when it does
+    not decode: the partition then starts fresh (logged and counted like any skipped state record)."""
+    try:
+        values = orjson.loads(blob)
+        if (isinstance(values, dict) and type(values.get("offset")) is int and isinstance(values.get("engine"), dict)
+                and isinstance(values["engine"].get("max_ts"), (int, float))
+                and isinstance(values["engine"].get("closed_until"), (int, float))):
+            return values
+    except orjson.JSONDecodeError:
+        pass
+    state_codec.SKIPPED["meta"] += 1
+    log.warning("skipped a partition meta record that does not decode; the partition starts fresh")
+    return None

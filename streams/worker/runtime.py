@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
 import time
 from collections import Counter, defaultdict
 from typing import Any
@@ -30,12 +29,15 @@ from schemas.budget import Budget
 from schemas.subscription import Destination
 from schemas.usage import UsageEvent
 from streams.config import Settings
+from detectors.burn_rate import BudgetTracker
+from streams.core import state_codec
 from streams.core.budgets import BudgetBook, Partial, load_budgets_file
 from streams.core.engine import ALERT_TYPE, CONTROL, Counters, DeadLetter, Pricer
 from streams.core.forecast import Forecast, tracker_forecast
 from streams.producer import key_message_key, message_key
 from streams.sources.normalize import Normalizer
 from streams.worker.alert_delivery import DeliveryService, JsonTable, partition_of
+from streams.worker.digests import DigestService
 from streams.worker.partition_engines import PartitionEngines, persist
 
 log = logging.getLogger("spendsentry.streams")
@@ -72,7 +74,7 @@ class Runtime:
         # small state every worker needs (API, routing, deliveries): global, writable from anywhere
         self.tables = {name: _global_table(app, name, settings.partitions) for name in (
             "subscriptions", "budgets", "budget_state", "recent", "delivered", "routes", "sent", "pending",
-            "slack_refs", "snoozed", "waiting")}
+            "slack_refs", "snoozed", "waiting", "digest_spend", "digests")}
         self.delivery = DeliveryService(settings, self.tables, owns=self.owns_alert)
         self.budgets_store = JsonTable(self.tables["budgets"])
         self.budget_state = JsonTable(self.tables["budget_state"])
@@ -101,6 +103,8 @@ class Runtime:
         self.revoked: set[tuple[str, int]] = set()
         #: the GPU agent's ledgers, once :func:`streams.worker.gpu_agent.register_gpu` ran
         self.gpu: Any = None
+        self.digests = DigestService(settings, self.tables, lambda: self.engines.engines, self.delivery,
+                                     owns=self.owns_alert)
 
     async def send_dead(self, dead: DeadLetter, message: Any) -> None:
         """Dead-letter record: the original bytes as value, the reason and origin in headers."""
@@ -226,8 +230,9 @@ class Runtime:
         for budget_id in {p.budget_id for _, p in partials} & set(book.trackers) - set(applied_to):
             blob = self.trackers.data.get(f"{partition}|{budget_id}".encode())
             applied_to[budget_id] = -1
-            if blob:
-                applied, restored = pickle.loads(blob)
+            found = state_codec.load_or_skip(blob, "budget tracker") if blob else None
+            if type(found) is tuple and len(found) == 2 and type(found[0]) is int and isinstance(found[1], BudgetTracker):
+                applied, restored = found
                 if restored.budget == book.trackers[budget_id].budget:
                     book.trackers[budget_id], applied_to[budget_id] = restored, applied
         fresh: list[Partial] = []
@@ -239,7 +244,7 @@ class Runtime:
         for budget_id in {p.budget_id for p in fresh}:
             tracker = book.trackers[budget_id]
             persist(self.trackers, partition, f"{partition}|{budget_id}".encode(),
-                    pickle.dumps((applied_to[budget_id], tracker)))
+                    state_codec.dumps((applied_to[budget_id], tracker)))
             self.budget_state[budget_id] = tracker.state()
 
     def budget_forecast(self, budget_id: str) -> Forecast | None:
@@ -320,7 +325,8 @@ class Runtime:
 
 
 def _bytes_table(app: faust.App, name: str, partitions: int) -> faust.Table:
-    """A table of raw bytes keys and values: we serialise snapshots ourselves (pickle/orjson)."""
+    """A table of raw bytes keys and values: we serialise snapshots ourselves
+    (:mod:`streams.core.state_codec`, orjson), never pickle."""
     table = app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions)
     table.key_serializer = table.value_serializer = "raw"  # read when the changelog topic is made
     return table

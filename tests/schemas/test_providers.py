@@ -269,3 +269,106 @@ def test_service_tier_is_validated() -> None:
     assert validate_usage({**base, "service_tier": "batch"}).to_dict()["service_tier"] == "batch"
     with pytest.raises(ValidationError, match="service_tier"):
         validate_usage({**base, "service_tier": "scale"})
+
+
+# -- the wrong --format is an error naming the format the body looks like, never a $0 event ------
+
+RESPONSES_BODY = {
+    "id": "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b", "object": "response", "created_at": 1795759201,
+    "status": "completed", "model": "gpt-4o-2024-08-06", "output": [],
+    "usage": {"input_tokens": 328, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 52,
+              "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 380},
+}
+ANTHROPIC_BODY = {
+    "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+    "content": [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn",
+    "usage": {"input_tokens": 2095, "output_tokens": 503, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+}
+
+
+@pytest.mark.parametrize("fmt, body, shape", [
+    ("openai", RESPONSES_BODY, "openai-responses"),
+    ("openai", {"timestamp": TS, "response": ANTHROPIC_BODY}, "anthropic"),
+    ("anthropic", {"timestamp": TS, "response": OPENAI_CHAT}, "openai"),
+    ("openai-responses", OPENAI_CHAT, "openai"),
+    ("gemini", OPENAI_CHAT, "openai"),
+    ("openai", {"timestamp": TS, "model": "m", "response": {"usage": {"input_tokens": 5, "output_tokens": 1}}},
+     "openai-responses or anthropic"),
+    ("bedrock", {"timestamp": TS, "model": "m", "response": {"usageMetadata": {"promptTokenCount": 5}}}, "gemini"),
+])
+def test_a_body_under_the_wrong_format_names_the_format_it_looks_like(fmt: str, body: dict, shape: str) -> None:
+    """A Responses body under --format openai yielded 0 tokens and cost_usd 0.0, exit 0."""
+    with pytest.raises(SchemaError, match=f"^looks like {shape}, not {fmt}$"):
+        normalize_payload(fmt, body)
+
+
+def test_normalize_cli_names_the_line_and_the_format(tmp_path, capsys) -> None:
+    import json
+
+    from streams.cli.main import main
+
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps(OPENAI_CHAT) + "\n\n" + json.dumps(RESPONSES_BODY) + "\n")
+    assert main(["normalize", "--format", "openai", str(path)]) == 1
+    assert "line 3: looks like openai-responses, not openai" in capsys.readouterr().err
+
+
+def test_azure_responses_body_reads_created_at(cat: PriceCatalogue) -> None:
+    """Azure OpenAI serves the Responses API: its body was refused with 'body has no timestamp'."""
+    [ev] = normalize_payload("azure-openai", RESPONSES_BODY, cat)
+    assert (ev["provider"], ev["timestamp"], ev["input_tokens"], ev["output_tokens"]) == ("azure", 1795759201.0, 328, 52)
+    assert ev["cost_usd"] == pytest.approx(328 * 2.5e-6 + 52 * 1e-5)
+
+
+def test_bedrock_envelope_model_id_names_the_model(cat: PriceCatalogue) -> None:
+    body = {"output": {"message": {"role": "assistant", "content": [{"text": "hi"}]}}, "stopReason": "end_turn",
+            "usage": {"inputTokens": 1000, "outputTokens": 100, "totalTokens": 1100}}
+    [ev] = normalize_payload("bedrock", {"timestamp": TS, "modelId": "anthropic.claude-sonnet-4-5-20250929-v1:0",
+                                         "response": body}, cat)
+    assert ev["model"] == "anthropic.claude-sonnet-4-5-20250929-v1:0"
+    assert ev["cost_usd"] == pytest.approx(1000 * 3e-6 + 100 * 1.5e-5)
+
+
+# -- LiteLLM as LiteLLM writes it --------------------------------------------------------------------
+
+STANDARD_LOGGING_PAYLOAD = {
+    "id": "chatcmpl-2299b6a2-82a3-465a-b47c-04e685a2227f", "trace_id": "97311c8c-e7f6-4d1e-8f05-7e2b1c0b3a6f",
+    "call_type": "acompletion", "stream": False, "response_cost": 0.00525, "status": "success",
+    "total_tokens": 1500, "prompt_tokens": 1200, "completion_tokens": 300,
+    "startTime": 1795759201.123, "endTime": 1795759202.5, "completionStartTime": 1795759202.5,
+    "model": "gpt-4o", "model_id": "a1b2", "model_group": "gpt-4o", "api_base": "https://api.openai.com/v1",
+    "custom_llm_provider": "openai", "cache_hit": None, "request_tags": ["prod"], "end_user": "",
+    "metadata": {"user_api_key_hash": "88dc28", "user_api_key_alias": "bot", "user_api_key_team_id": "t-1",
+                 "user_api_key_team_alias": "support", "user_api_key_user_id": "u-1", "spend_logs_metadata": None},
+    "messages": [{"role": "user", "content": "Hi"}],
+    "response": {"id": "chatcmpl-2299", "object": "chat.completion", "created": 1795759202, "model": "gpt-4o",
+                 "choices": [], "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500}},
+    "model_parameters": {}, "hidden_params": {"response_cost": 0.00525}, "error_str": None,
+}
+SPEND_LOG_ROW = {
+    "request_id": "chatcmpl-5c7b0a1e", "call_type": "acompletion", "api_key": "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b",
+    "spend": 0.00525, "total_tokens": 1500, "prompt_tokens": 1200, "completion_tokens": 300,
+    "startTime": "2026-11-27 06:00:01.123000", "endTime": "2026-11-27 06:00:02.500000",
+    "completionStartTime": "2026-11-27 06:00:02.500000", "model": "gpt-4o", "model_id": "a1b2",
+    "model_group": "gpt-4o", "custom_llm_provider": "openai", "api_base": "https://api.openai.com/v1", "user": "",
+    "metadata": '{"user_api_key_alias": "bot", "user_api_key_team_alias": "support", "user_api_key_user_id": "u-1"}',
+    "cache_hit": "False", "cache_key": "Cache OFF", "request_tags": '["prod"]', "team_id": "t-1", "end_user": "",
+    "requester_ip_address": "", "messages": {}, "response": {}, "status": "success",
+}
+
+
+def test_litellm_standard_logging_payload_is_not_taken_for_an_envelope(cat: PriceCatalogue) -> None:
+    """Its ``response`` object made the adapter unwrap it: every line failed 'timestamp: is required'."""
+    [ev] = normalize_payload("litellm", STANDARD_LOGGING_PAYLOAD, cat)
+    assert ev["event_id"] == "chatcmpl-2299b6a2-82a3-465a-b47c-04e685a2227f"
+    assert (ev["timestamp"], ev["cost_usd"], ev["team"]) == (1795759201.123, 0.00525, "support")
+    assert (ev["input_tokens"], ev["output_tokens"]) == (1200, 300)
+
+
+def test_litellm_spend_log_row_keeps_spend_and_request_id_and_reads_naive_times_as_utc(cat: PriceCatalogue) -> None:
+    """The row's own spend ($0.00525), not a reprice ($0.0075); request_id kept; naive startTime = UTC."""
+    [ev] = normalize_payload("litellm", SPEND_LOG_ROW, cat)
+    assert ev["event_id"] == "chatcmpl-5c7b0a1e"
+    assert ev["cost_usd"] == 0.00525
+    assert ev["timestamp"] == pytest.approx(EPOCH + 0.123)
+    assert (ev["team"], ev["tags"]["litellm.key_alias"], ev["tags"]["litellm.request_tags"]) == ("support", "bot", "prod")

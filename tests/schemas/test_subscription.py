@@ -117,3 +117,34 @@ def test_webhook_url_is_masked_in_responses_and_keys() -> None:
     assert dest.to_dict(masked=False)["url"] == url
     assert dest.key == Destination("webhook", url=url, secret="whsec_" + "B" * 32).key
     assert dest.key != Destination("webhook", url=url + "2", secret="whsec_" + "A" * 32).key
+
+
+class TestDigest:
+    def test_digest_and_timezone_round_trip(self) -> None:
+        sub = validate_subscription(body(digest="weekly", timezone="America/New_York"))
+        assert (sub.digest, sub.timezone) == ("weekly", "America/New_York")
+        again = Subscription.from_dict(sub.to_dict(masked=False))
+        assert (again.digest, again.timezone) == ("weekly", "America/New_York")
+
+    def test_timezone_defaults_to_utc_and_alert_subscriptions_show_no_digest(self) -> None:
+        assert validate_subscription(body(digest="daily")).timezone == "UTC"
+        assert "digest" not in validate_subscription(body()).to_dict()
+
+    @pytest.mark.parametrize("value", ["hourly", "Daily", "", 1, None, ["daily"]])
+    def test_bad_digest_is_one_validation_error(self, value: Any) -> None:
+        """``null`` is no digest, and then a time zone is refused (it would do nothing)."""
+        with pytest.raises(ValidationError) as err:
+            validate_subscription(body(digest=value, timezone="UTC"))
+        assert err.value.field == ("digest" if value is not None else "timezone")
+
+    @pytest.mark.parametrize("zone", ["Mars/Olympus", "", "../../etc/passwd", "Europe/Paris\x00", 7, "x" * 300,
+                                      "/usr/share/zoneinfo/UTC"])
+    def test_bad_timezone_is_one_validation_error(self, zone: Any) -> None:
+        with pytest.raises(ValidationError) as err:
+            validate_subscription(body(digest="daily", timezone=zone))
+        assert err.value.field == "timezone" and "IANA" in err.value.rule
+
+    def test_a_digest_does_not_go_to_pagerduty(self) -> None:
+        with pytest.raises(ValidationError) as err:
+            validate_subscription(body(digest="daily", destination={"type": "pagerduty", "routing_key": "a" * 32}))
+        assert err.value.field == "destination.type"

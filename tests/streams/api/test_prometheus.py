@@ -32,3 +32,17 @@ def test_label_values_are_escaped() -> None:
     out = Exposition()
     out.family("x_total", "counter", "help", [({"key": 'a"b\\c'}, 1)])
     assert 'x_total{key="a\\"b\\\\c"} 1' in out.text()
+
+
+def test_unpriced_events_are_counted_per_model_with_bounded_labels() -> None:
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from streams.api.prometheus import unpriced_by_model
+
+    engines = [SimpleNamespace(unpriced_models=Counter({("openai", f"ft-{i}"): i + 1 for i in range(25)})),
+               SimpleNamespace(unpriced_models=Counter({("openai", "ft-24"): 5}))]
+    runtime = SimpleNamespace(engines=SimpleNamespace(engines=dict(enumerate(engines))))
+    samples = unpriced_by_model(runtime)  # type: ignore[arg-type]
+    assert samples[0] == ({"model": "openai/ft-24"}, 30)
+    assert len(samples) == 21 and samples[-1] == ({"model": "other"}, sum(range(1, 6)))

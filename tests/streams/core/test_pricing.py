@@ -392,3 +392,46 @@ def test_cost_is_fast_with_versions(tmp_path: Path) -> None:
     for _ in range(20_000):
         cat.cost(ev)
     assert (time.perf_counter() - start) / 20_000 < 20e-6  # generous: ~1 us on a laptop
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet-4-5", "claude-sonnet-4-5-20250929", "claude-sonnet-4-20250514"])
+def test_direct_anthropic_sonnet_4_long_context_rate(model: str) -> None:
+    """Above 200k input tokens Anthropic charges 2x input and 1.5x output: a 250k request with 1k
+    output costs $1.5225, not $0.765."""
+    from schemas.usage import validate_usage
+
+    cat = PriceCatalogue.bundled()
+    event = validate_usage({"event_id": "e", "timestamp": 1_795_000_000, "provider": "anthropic", "model": model,
+                            "input_tokens": 250_000, "output_tokens": 1_000})
+    assert cat.cost(event) == pytest.approx(250_000 * 6e-6 + 1_000 * 22.5e-6)
+    short = validate_usage({"event_id": "e", "timestamp": 1_795_000_000, "provider": "anthropic", "model": model,
+                            "input_tokens": 200_000, "output_tokens": 1_000})
+    assert cat.cost(short) == pytest.approx(200_000 * 3e-6 + 1_000 * 15e-6)
+
+
+@pytest.mark.parametrize("provider, model, base", [
+    ("anthropic", "claude-sonnet-4-5", 3e-6),
+    ("anthropic", "claude-opus-4-5", 5e-6),
+    ("aws.bedrock", "anthropic.claude-sonnet-4-5-20250929-v1:0", 3e-6),
+])
+def test_one_hour_cache_writes_cost_twice_the_base_input(provider: str, model: str, base: float) -> None:
+    """1-hour cache writes are 2x base input, 5-minute ones 1.25x; they were all priced at 1.25x."""
+    from schemas.usage import validate_usage
+
+    cat = PriceCatalogue.bundled()
+    event = validate_usage({"event_id": "e", "timestamp": 1_795_000_000, "provider": provider, "model": model,
+                            "input_tokens": 3_000, "cache_creation_input_tokens": 3_000,
+                            "cache_creation_1h_input_tokens": 1_000})
+    assert cat.cost(event) == pytest.approx(2_000 * base * 1.25 + 1_000 * base * 2)
+
+
+def test_the_anthropic_body_splits_one_hour_cache_writes() -> None:
+    from streams.sources.normalize import normalize_payload
+
+    body = {"id": "msg_1", "type": "message", "model": "claude-sonnet-4-5",
+            "usage": {"input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 3000,
+                      "cache_read_input_tokens": 0,
+                      "cache_creation": {"ephemeral_5m_input_tokens": 2000, "ephemeral_1h_input_tokens": 1000}}}
+    [event] = normalize_payload("anthropic", {"timestamp": 1_795_000_000, "response": body}, PriceCatalogue.bundled())
+    assert event["cache_creation_1h_input_tokens"] == 1000
+    assert event["cost_usd"] == pytest.approx(10 * 3e-6 + 2000 * 3.75e-6 + 1000 * 6e-6 + 5 * 15e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -81,7 +82,12 @@ async def test_ensure_topics_creates_plain_and_compacted(bootstrap: str) -> None
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        described = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics([plain, compact])}
+        # a new topic's metadata can lag its creation on a loaded broker: read it until it settles
+        for _ in range(60):
+            described = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics([plain, compact])}
+            if described == {plain: 3, compact: 2}:
+                break
+            await asyncio.sleep(0.5)
         assert described == {plain: 3, compact: 2}
         responses = await admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, name, {"cleanup.policy": None}) for name in (plain, compact)]

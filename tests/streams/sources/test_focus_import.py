@@ -120,3 +120,66 @@ def test_reconcile_drift_and_alert() -> None:
     # a tighter tolerance flags it
     tight = {r.key["provider"]: r for r in reconcile(usage, billed, tolerance=0.01)}
     assert tight["openai"].alert is not None
+
+
+HEAD = "ChargePeriodStart,ChargePeriodEnd,EffectiveCost,BillingCurrency,ProviderName,ServiceName,ServiceCategory,Tags"
+
+
+def test_billing_currency_is_converted_with_fx_rates_or_refused(tmp_path: Path) -> None:
+    """A EUR row became cost_usd at face value."""
+    from streams.sources.focus_import import load_fx_rates
+
+    text = (HEAD + "\n2026-11-26T00:00:00Z,2026-11-27T00:00:00Z,100.0,EUR,Microsoft,Azure OpenAI,"
+            "AI and Machine Learning,\n")
+    refused = import_focus(rows_from_text(text))
+    assert refused.events == [] and len(refused.errors) == 1
+    assert refused.errors[0].startswith("row 2: BillingCurrency: is not USD and no rate is given for it")
+    rates = tmp_path / "fx.json"
+    rates.write_text('{"EUR": 1.08}')
+    [event] = import_focus(rows_from_text(text), fx_rates=load_fx_rates(rates)).events
+    assert event["cost_usd"] == pytest.approx(108.0)
+    assert (event["tags"]["original_currency"], event["tags"]["original_cost"]) == ("EUR", "100.0")
+    rates.write_text('{"EUR": -1}')
+    with pytest.raises(ConfigError, match="EUR: the rate must be a positive number"):
+        load_fx_rates(rates)
+
+
+def test_charge_period_end_before_start_is_refused() -> None:
+    text = HEAD + "\n2026-11-27T00:00:00Z,2026-11-26T00:00:00Z,1.0,USD,OpenAI,OpenAI API,,\n"
+    result = import_focus(rows_from_text(text))
+    assert result.events == [] and "ChargePeriodEnd: must not lie before ChargePeriodStart" in result.errors[0]
+
+
+@pytest.mark.parametrize("tags, team", [
+    ('{"user:team": "ml"}', "ml"),          # AWS cost-allocation tag
+    ('{"team": "ml", "goog-k8s-cluster-name": "c1"}', "ml"),  # GCP label
+    ('{"Team": "ml"}', "ml"),               # Azure tag
+])
+def test_provider_tag_conventions_map_to_team(tags: str, team: str) -> None:
+    cell = '"' + tags.replace('"', '""') + '"'
+    text = HEAD + f"\n2026-11-26T00:00:00Z,2026-11-27T00:00:00Z,1.0,USD,AWS,Amazon Bedrock,,{cell}\n"
+    [event] = import_focus(rows_from_text(text)).events
+    assert event["team"] == team
+
+
+def test_the_tag_map_is_configurable() -> None:
+    from schemas.focus import parse_tag_map
+    from streams.config import Settings
+
+    settings = Settings.from_env({"SPENDSENTRY_FOCUS_TAG_MAP": "team=user:cost-team|squad"})
+    assert settings.focus_tag_map["team"] == ("user:cost-team", "squad")
+    cell = '"{""squad"": ""search"", ""team"": ""ignored""}"'
+    text = HEAD + f"\n2026-11-26T00:00:00Z,2026-11-27T00:00:00Z,1.0,USD,AWS,Amazon Bedrock,,{cell}\n"
+    [event] = import_focus(rows_from_text(text), tag_map=settings.focus_tag_map).events
+    assert event["team"] == "search"
+    with pytest.raises(ConfigError, match="SPENDSENTRY_FOCUS_TAG_MAP"):
+        Settings.from_env({"SPENDSENTRY_FOCUS_TAG_MAP": "owner=x"})
+    assert parse_tag_map("")["team"][0] == "team"
+
+
+def test_an_ai_row_model_never_falls_back_to_the_service_name() -> None:
+    text = (HEAD + ",ResourceId\n2026-11-26T00:00:00Z,2026-11-27T00:00:00Z,1.0,USD,AWS,Amazon Bedrock,"
+            "AI and Machine Learning,,arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku\n"
+            "2026-11-26T00:00:00Z,2026-11-27T00:00:00Z,1.0,USD,AWS,Amazon Bedrock,AI and Machine Learning,,\n")
+    models = [e["model"] for e in import_focus(rows_from_text(text)).events]
+    assert models == ["anthropic.claude-3-haiku", "unknown"]

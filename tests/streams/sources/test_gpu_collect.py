@@ -9,7 +9,8 @@ import pytest
 
 from schemas.errors import ConfigError, SchemaError
 from schemas.gpu import validate_gpu
-from streams.sources.gpu_collect import Attribution, dcgm_events, mig_fraction, nvml_events, parse_prometheus
+from streams.sources.gpu_collect import (Attribution, dcgm_events, mig_fraction, nvml_events, parse_price_per_hour,
+                                          parse_prometheus)
 
 # dcgm-exporter 4.x default counters on node 1 ("Hostname" label), a MIG-partitioned H100 and a
 # plain one on node 2 (the "hostname" label of dcgm-exporter main).
@@ -130,3 +131,34 @@ def test_collect_gpu_once_stdout_from_dcgm(monkeypatch: pytest.MonkeyPatch, caps
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 0 and len(lines) == 5
     assert {line["purchase_option"] for line in lines} == {"spot"}
+
+
+MIG_SCRAPE = """\
+DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu="0",UUID="GPU-m0",modelName="NVIDIA H100 80GB HBM3",GPU_I_PROFILE="1c.3g.40gb",GPU_I_ID="2",Hostname="n1"} 0.5
+DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu="0",UUID="GPU-m0",modelName="NVIDIA H100 80GB HBM3",GPU_I_PROFILE="weird",GPU_I_ID="3",Hostname="n1"} 0.5
+DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu="1",UUID="GPU-a1",modelName="NVIDIA A100-SXM4-80GB",Hostname="n1"} 0.2
+DCGM_FI_PROF_GR_ENGINE_ACTIVE{gpu="2",UUID="GPU-l2",modelName="NVIDIA L4",Hostname="n1"} 0.2
+"""
+
+
+def test_a_compute_instance_profile_does_not_abort_the_scrape() -> None:
+    """``1c.3g.40gb`` (a compute instance in a 3g GPU instance) is 1/7 of the GPU; a profile that
+    cannot be read skips only its own series, the rest of the node is still collected."""
+    assert mig_fraction("1c.3g.40gb", "NVIDIA H100") == pytest.approx(1 / 7)
+    assert mig_fraction("2c.4g.40gb", "NVIDIA A30") == pytest.approx(2 / 4)
+    events = dcgm_events(parse_prometheus(MIG_SCRAPE), timestamp=1_795_759_200.0, interval_s=60.0)
+    assert [(e.gpu_uuid, e.mig_profile) for e in events] == [("GPU-a1", None), ("GPU-l2", None),
+                                                             ("GPU-m0", "1c.3g.40gb")]
+
+
+def test_price_per_hour_per_gpu_model() -> None:
+    """``--price-per-hour H100=7,A100=3,0.8``: each GPU model its own price, a default for the rest."""
+    default, by_model = parse_price_per_hour("H100=7, A100=3, 0.8")
+    assert (default, by_model) == (0.8, {"H100": 7.0, "A100": 3.0})
+    assert parse_price_per_hour("2.5") == (2.5, {})
+    attribution = Attribution(price_per_hour=default, prices_by_model=tuple(by_model.items()))
+    events = dcgm_events(parse_prometheus(MIG_SCRAPE), timestamp=1_795_759_200.0, interval_s=3600.0,
+                         attribution=attribution)
+    assert {e.gpu_uuid: e.hourly_price_usd for e in events} == {"GPU-a1": 3.0, "GPU-l2": 0.8, "GPU-m0": 7.0}
+    with pytest.raises(ConfigError, match="H100=x"):
+        parse_price_per_hour("H100=x")

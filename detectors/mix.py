@@ -1,0 +1,65 @@
+"""Cost per request: the signal that moves when the *mix* moves, not the volume.
+
+Prompt bloat (tokens per request), a cache regression (cached share) and a slow leak (every token
+count) all raise what one request costs while the request rate stays put, and on a stream whose
+rate wanders by 30 % a 1.3x cost rise hides in the spend series. Per request it does not: a bucket
+of ``n`` requests measures ``log(cost / n)`` with variance ``sigma^2 / n``.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class CostPerRequestCusum:
+    """One-sided CUSUM of the log-likelihood ratio "cost per request is ``delta`` x normal".
+
+    * **Normal**: EW mean ``m`` of ``log(cost / requests)`` over non-empty buckets (memory about
+      ``1 / alpha`` buckets), frozen while the CUSUM is above ``freeze`` x its threshold so a slow
+      leak cannot teach itself in.
+    * **Spread** (overdispersion learned per key): EW mean of ``n * (log cpr - m)^2``; heavy-tailed
+      request sizes and hour-to-hour mix wander both land here, so a key whose cost per request
+      wanders needs proportionally more evidence.
+    * **Evidence** per bucket ``n / sigma^2 * d * (r - d / 2)`` with ``d = log(delta)`` and
+      ``r = log cpr - m``, capped at ``h / min_buckets`` (a rise must last at least that many
+      buckets), so a busy key decides in minutes and a sparse one after enough requests.
+
+    Plain data: floats only.
+    """
+
+    def __init__(self, delta: float = 1.25, h: float = 20.0, alpha: float = 0.005, min_buckets: int = 8,
+                 warmup: int = 60, freeze: float = 0.3) -> None:
+        self.freeze = freeze
+        self.d = math.log(delta)
+        self.h = h
+        self.alpha = alpha
+        self.min_buckets = min_buckets
+        self.warmup = warmup
+        self.m = 0.0
+        self.v = 0.0
+        self.n = 0
+        self.s = 0.0
+
+    def assess(self, requests: float, cost: float) -> tuple[float, float]:
+        """(CUSUM after this bucket, cost per request / normal); an empty bucket adds nothing."""
+        if requests <= 0 or cost <= 0 or self.n < self.warmup:
+            return self.s if requests <= 0 else 0.0, 1.0
+        r = math.log(cost / requests) - self.m
+        var = max(self.v, 0.02)
+        inc = requests / var * self.d * (r - 0.5 * self.d)
+        s = min(max(0.0, self.s + min(inc, self.h / self.min_buckets)), 2.0 * self.h)
+        return s, math.exp(r)
+
+    def learn(self, requests: float, cost: float, s: float) -> None:
+        self.s = s
+        if requests <= 0 or cost <= 0:
+            return
+        lc = math.log(cost / requests)
+        if self.n == 0:
+            self.m = lc
+        elif s <= self.freeze * self.h:
+            r = lc - self.m
+            a = max(1.0 / (self.n + 1), self.alpha)
+            self.m += a * r
+            self.v += a * (min(requests * r * r, 25.0 * max(self.v, 0.02)) - self.v)
+        self.n += 1

@@ -1,0 +1,75 @@
+"""Incidents across keys and time: a flapping sparse key, a model swap across families."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+
+from streams.core.engine import Engine, EngineConfig
+from streams.core.pricing import PriceCatalogue
+
+T0 = 1_795_392_000.0  # a Monday 00:00 UTC
+DAY_MIN = 1440
+
+
+def event(n: int, ts: float, model: str, service: str, requests: int) -> bytes:
+    return orjson.dumps({"event_id": f"e{n}", "timestamp": ts, "provider": "openai", "model": model,
+                         "service": service, "input_tokens": 1000 * requests, "output_tokens": 200 * requests,
+                         "request_count": requests})
+
+
+def run(rows: list[tuple[float, str, str, int]]) -> list:
+    engine = Engine(EngineConfig(), PriceCatalogue.bundled())
+    alerts = []
+    for n, (ts, model, service, requests) in enumerate(sorted(rows)):
+        engine.ingest(event(n, ts, model, service, requests))
+        alerts += engine.drain_alerts()
+    engine.flush()
+    return alerts + engine.drain_alerts()
+
+
+def firings(alerts: list) -> list:
+    return [a for a in alerts if a.status == "firing" and "escalated_from" not in a.details]
+
+
+def test_a_flapping_sparse_key_yields_one_incident() -> None:
+    rng = random.Random(3)
+    rows = []
+    for minute in range(2 * DAY_MIN):  # a sparse key: one request every ~3 minutes
+        if rng.random() < 0.3:
+            rows.append((T0 + 60 * minute + 5, "gpt-4o", "chat", 1))
+    start = 2 * DAY_MIN
+    for minute in range(start, start + 120):  # two hours of on/off: 2 busy minutes in every 10
+        if minute % 10 < 2:
+            rows.append((T0 + 60 * minute + 5, "gpt-4o", "chat", 15))
+        elif rng.random() < 0.3:
+            rows.append((T0 + 60 * minute + 5, "gpt-4o", "chat", 1))
+    for minute in range(start + 120, start + 300):
+        if rng.random() < 0.3:
+            rows.append((T0 + 60 * minute + 5, "gpt-4o", "chat", 1))
+    alerts = [a for a in run(rows) if a.window_start >= T0 + 60 * start]
+    fired = firings(alerts)
+    assert len(fired) == 1, [(a.key, a.window_start, a.details.get("reopened")) for a in alerts]
+    assert {a.alert_id for a in alerts} == {fired[0].alert_id}
+    assert [a.status for a in alerts].count("resolved") == 1 and alerts[-1].status == "resolved"
+
+
+def test_a_model_swap_is_one_alert_naming_both_models() -> None:
+    rng = random.Random(5)
+    rows = []
+    swap = 2 * DAY_MIN
+    for minute in range(swap + 120):
+        ts = T0 + 60 * minute + 5
+        rows.append((ts, "gpt-4o", "support", 20 + rng.randint(-3, 3)))
+        busy = 200 + rng.randint(-20, 20)
+        if minute < swap:
+            rows.append((ts, "gpt-4o-mini", "search", busy))
+        else:  # the search service moves most of its calls to the pricier sibling
+            rows.append((ts, "gpt-4o-mini", "search", busy // 10))
+            rows.append((ts, "gpt-4o", "search", busy - busy // 10))
+    alerts = firings(a for a in run(rows) if a.window_start >= T0 + 60 * swap)
+    assert len(alerts) == 1, [(a.key, a.summary) for a in alerts]
+    alert = alerts[0]
+    assert alert.key["model"] == "gpt-4o" and alert.details["moved_from"] == ["gpt-4o-mini"]
+    assert "gpt-4o-mini" in alert.summary and "to gpt-4o" in alert.summary
