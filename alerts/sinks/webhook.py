@@ -1,8 +1,9 @@
 """Signed webhook delivery (Standard Webhooks v1): one POST per alert state change.
 
 Body ``{"type": "spendsentry.alert.firing"|"spendsentry.alert.resolved", "timestamp": RFC 3339,
-"data": alert.to_dict()}``. ``webhook-id`` is derived from ``(alert_id, status)`` so it is the
-same on every retry and on a redelivery after a restart: receivers dedupe on it. The timestamp
+"data": alert.to_dict()}``. ``webhook-id`` is derived from ``(alert_id, status, triggered_at)``, one
+state change of one incident: the same on every retry and on a redelivery after a restart, so
+receivers dedupe on it, and new for an escalation, a reopen or a later resolution of that incident. The timestamp
 and signature are made afresh for each attempt. :meth:`WebhookSink.send_digest` sends a spend
 digest (type ``spendsentry.digest``) through the same loop and signature.
 
@@ -38,8 +39,10 @@ EVENT_TYPES = {"firing": "spendsentry.alert.firing", "resolved": "spendsentry.al
 
 
 def webhook_id(alert: Alert) -> str:
-    """The idempotency key of one alert state change: ``msg_`` + 24 hex of sha256(alert_id:status)."""
-    return "msg_" + hashlib.sha256(f"{alert.alert_id}:{alert.status}".encode()).hexdigest()[:24]
+    """The idempotency key of one alert state change: ``msg_`` + 24 hex of
+    sha256(alert_id:status:triggered_at), the time to the millisecond."""
+    change = f"{alert.alert_id}:{alert.status}:{alert.triggered_at:.3f}"
+    return "msg_" + hashlib.sha256(change.encode()).hexdigest()[:24]
 
 
 def webhook_body(alert: Alert, timestamp: int) -> bytes:

@@ -60,6 +60,20 @@ async def test_resolved_has_its_own_type_and_id(sink: WebhookSink, receiver: Web
     assert webhook_id(resolved) == webhook_id(make_alert("resolved"))
 
 
+def test_every_state_change_of_one_incident_has_its_own_webhook_id() -> None:
+    """An escalation, a reopen and a second resolution repeat the alert id and status of an earlier
+    message: a receiver that dedupes on webhook-id (as Standard Webhooks asks) must not drop them."""
+    first = make_alert()
+    escalated = make_alert(severity="critical", window_end=first.window_end + 60, triggered_at=first.triggered_at + 60,
+                           details={"escalated_from": "warning"})
+    resolved = make_alert("resolved", triggered_at=first.triggered_at + 600)
+    reopened = make_alert(triggered_at=first.triggered_at + 900, details={"reopened": True})
+    resolved_again = make_alert("resolved", triggered_at=first.triggered_at + 1500)
+    ids = [webhook_id(a) for a in (first, escalated, resolved, reopened, resolved_again)]
+    assert len(set(ids)) == 5
+    assert webhook_id(Alert.from_dict(escalated.to_dict())) == webhook_id(escalated)  # a redelivery keeps it
+
+
 async def test_webhook_id_is_stable_across_retries(
     sink: WebhookSink, receiver: WebhookReceiver, sleep: SleepRecorder
 ) -> None:
