@@ -1,8 +1,10 @@
 """The worker's per-partition folds: every usage offset counted once, in order; every budget-spend
-record applied to its tracker once, also when replayed after a crash."""
+record applied to its tracker once, also when replayed after a crash; event time follows the wall
+clock only on a partition that has nothing waiting."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,7 +13,7 @@ from faust.types import TP
 
 from schemas.budget import Budget
 from streams.app import create_app
-from streams.worker.agents import _process_partition
+from streams.worker.agents import _close_idle, _process_partition
 from streams.config import Settings
 from streams.core.budgets import Partial
 from streams.core.pricing import PriceCatalogue
@@ -38,6 +40,16 @@ class FakeRuntime:
     def __init__(self, engines: PartitionEngines) -> None:
         self.engines = engines
         self.health = Health(stall_s=120.0)
+        self.settings = Settings.from_env({})
+        self.lock = asyncio.Lock()
+        #: what :meth:`streams.worker.runtime.Runtime.lag` would say: messages waiting per partition
+        self.waiting: dict[int, int] = {}
+
+    def lag(self) -> dict[int, int]:
+        return self.waiting
+
+    def ensure_engines(self) -> None:
+        pass
 
     def refresh_budgets(self) -> None:
         pass
@@ -84,6 +96,27 @@ async def test_snapshot_and_redelivered_offsets_are_not_counted_again() -> None:
     await _process_partition(restarted, 0, events(1, 2, 3, 4, 3, 4, 5), persist=False)
     assert counted(restarted) == 6 and restarted.engines.offsets[0] == 5
     assert restarted.engines.get(0).counters.duplicates == 0  # skipped by offset, not ingested twice
+
+
+async def test_a_partition_behind_keeps_its_bucket_open_through_wall_clock_silence() -> None:
+    """A worker behind under load sees no new batch of a partition for longer than idle_close_s while
+    its messages wait in Kafka: that is not a quiet source. Closing the bucket then made every waiting
+    event of it late (counted, never judged): the burst the demo sends was missed that way."""
+    rt = runtime()
+    await _process_partition(rt, 0, events(0, 1, 2, 3, 4), persist=False)  # bucket [T0, T0 + 60) open
+    engine = rt.engines.get(0)
+    rt.waiting = {0: 5}
+    rt.engines.last_input[0] -= 120.0  # two minutes without a batch of it
+    await _close_idle(rt)
+    await _process_partition(rt, 0, events(5, 6, 7, 8, 9), persist=False)
+    assert engine.counters.late == 0 and engine.counters.buckets_closed == 0
+    assert engine.keys[(0, ("m",))].open[T0].events == 10
+    # caught up (nothing waiting) and quiet: now event time follows the wall clock and the bucket closes
+    rt.waiting = {0: 0}
+    rt.engines.last_input[0] -= 120.0
+    await _close_idle(rt)
+    assert engine.counters.buckets_closed > 0 and T0 not in engine.keys[(0, ("m",))].open
+    assert engine.counters.late == 0
 
 
 def budget_runtime(tmp_path: Any, trackers: ChangelogTable) -> Any:
