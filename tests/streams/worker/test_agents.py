@@ -152,14 +152,46 @@ async def test_budget_spend_replayed_after_a_crash_is_counted_once(tmp_path) -> 
     assert restarted.budget_state["bud_gpt4omonth"]["spent_usd"] == 18.0
 
 
+class Stream:
+    """The usage agent's stream: hands out the given batches (as ``noack_take`` would), records acks."""
+
+    def __init__(self, *batches: list[SimpleNamespace]) -> None:
+        self.batches = batches
+        self.acked: list[SimpleNamespace] = []
+
+    async def noack_take(self, max_: int, within: float):
+        for batch in self.batches:
+            yield batch
+
+    async def ack(self, event: SimpleNamespace) -> None:
+        self.acked.append(event)
+
+
+def on_partition(partition: int, *offsets: int) -> list[SimpleNamespace]:
+    batch = events(*offsets)
+    for event in batch:
+        event.message.partition = partition
+    return batch
+
+
 async def test_a_revoked_partition_is_not_processed_until_assigned_again(tmp_path) -> None:
-    """After a revoke the worker holds no engine for the partition and its agents skip batches
-    of it (``Runtime.owns``) until it is assigned again, so it writes no state for it meanwhile."""
+    """A batch the agent took before a revoke still holds the moved partition's messages: the real
+    agent skips them (its new owner reads them) and writes no state for it; once the partition is
+    assigned again, its next batch is processed."""
     settings = Settings.from_env({"SPENDSENTRY_DATA_DIR": str(tmp_path)})
     app, rt = create_app(settings, PriceCatalogue.load(settings.prices_file))
+    tables = [ChangelogTable() for _ in range(3)]
+    rt.engines = PartitionEngines(rt.engines.config, rt.engines.pricer, *tables)
     moved, kept = TP(settings.usage_topic, 1), TP(settings.usage_topic, 0)
     rt.engines.get(1)
     await app.on_partitions_revoked.send({moved})
     assert not rt.owns(moved.topic, 1) and rt.owns(kept.topic, 0) and 1 not in rt.engines.engines
+    agent = app.agents["process_usage"].fun
+    await agent(Stream(on_partition(1, 0, 1, 2) + on_partition(0, 0, 1)))
+    assert 1 not in rt.engines.engines and 1 not in rt.engines.offsets
+    assert not any(key.startswith(b"1|") for table in tables for key in table.data)
+    assert sum(key["events"] for key in rt.engines.get(0).spend()) == 2
     await app.on_partitions_assigned.send({moved, kept})
     assert rt.owns(moved.topic, 1)
+    await agent(Stream(on_partition(1, 3, 4)))
+    assert sum(key["events"] for key in rt.engines.get(1).spend()) == 2
