@@ -290,7 +290,8 @@ OPENAPI: dict[str, Any] = {
 
 
 def _require_tokens(document: dict[str, Any]) -> None:
-    """Every ``/v1/*`` route and ``/metrics`` takes a bearer token (reads a read or write token);
+    """Every ``/v1/*`` route and ``/metrics`` takes a bearer token (reads a read or write token, writes
+    a write token: 403 for a read token);
     Slack's callback is signed instead; bodies are read under a limit and a timeout."""
     for path, item in document["paths"].items():
         for method, operation in item.items():
@@ -306,6 +307,9 @@ def _require_tokens(document: dict[str, Any]) -> None:
             if (path.startswith("/v1/") or path == "/metrics") and path != "/v1/slack/interactivity":
                 operation.setdefault("security", [{"bearer": []}])
                 responses.setdefault("401", _json(_ERROR, "Missing or invalid bearer token."))
+                if method != "get":
+                    responses["403"] = _json(_ERROR, "A read-only token (SPENDSENTRY_READ_TOKENS): writes need "
+                                                     "a token of SPENDSENTRY_API_TOKENS.")
 
 
 _require_tokens(OPENAPI)

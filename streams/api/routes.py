@@ -13,7 +13,7 @@ from alerts.ssrf import SsrfGuard
 from schemas.budget import Budget, validate_budget
 from schemas.subscription import Subscription, validate_subscription
 from streams.api.spend_views import spend_segments, wants_segments
-from streams.api.auth import bearer_error
+from streams.api.auth import write_error
 from streams.api.dashboard import register_dashboard
 from streams.api.resources import Resource, error, parse_body
 from streams.api.ingest import parse_events
@@ -55,8 +55,8 @@ def _resource_pages(app: faust.App, runtime: ApiState, path: str, resource: Reso
     settings = runtime.settings
 
     async def authorized_body(request: Any) -> dict[str, Any] | tuple[int, Any]:
-        if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
-            return error(401, reason)
+        if (refused := write_error(request.headers, settings)) is not None:
+            return error(*refused)
         raw = await read_body(request, settings.max_body_bytes, settings.web_read_timeout_s)
         if isinstance(raw, tuple):
             return raw
@@ -94,8 +94,8 @@ def _resource_pages(app: faust.App, runtime: ApiState, path: str, resource: Reso
                           else await durable(resource.replace(record_id, body, merge=True)))
 
         async def delete(self, request: Any, record_id: str) -> Any:
-            if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
-                return _reply(self, error(401, reason))
+            if (refused := write_error(request.headers, settings)) is not None:
+                return _reply(self, error(*refused))
             return _reply(self, await durable(resource.delete(record_id)))
 
     app.page(path)(Collection)
@@ -133,8 +133,8 @@ def register_pages(app: faust.App, runtime: ApiState) -> None:
     @app.page("/v1/alerts/{alert_id}/feedback")
     class Feedback(faust.web.View):
         async def post(self, request: Any, alert_id: str) -> Any:
-            if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
-                return self.json({"error": reason}, status=401)
+            if (refused := write_error(request.headers, settings)) is not None:
+                return _reply(self, error(*refused))
             raw = await read_body(request, settings.max_body_bytes, settings.web_read_timeout_s)
             body = raw if isinstance(raw, tuple) else parse_body(raw, settings.max_body_bytes)
             if isinstance(body, tuple):
@@ -215,8 +215,8 @@ def register_pages(app: faust.App, runtime: ApiState) -> None:
         async def post(self, request: Any) -> Any:
             """Ingest usage events over HTTP: one object, a JSON array or NDJSON."""
             settings = runtime.settings
-            if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
-                return self.json({"error": reason}, status=401)
+            if (refused := write_error(request.headers, settings)) is not None:
+                return _reply(self, error(*refused))
             fmt = request.query.get("format", "canonical")
             if fmt not in runtime.formats:
                 return self.json({"error": f"format: unknown {fmt!r} (use one of {', '.join(sorted(runtime.formats))})"},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import heapq
+from datetime import datetime
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -47,8 +48,10 @@ SPEND_CURSOR = (float, str)
 
 
 def alert_order(record: dict[str, Any]) -> tuple[float, int, str]:
+    """A ``recent`` record's sort key; its alert's ``triggered_at`` is RFC 3339 as stored."""
     alert = record["alert"]
-    return -float(alert["triggered_at"]), _STATUS_RANK.get(alert["status"], 2), str(alert["alert_id"])
+    triggered = datetime.fromisoformat(alert["triggered_at"].replace("Z", "+00:00")).timestamp()
+    return -triggered, _STATUS_RANK.get(alert["status"], 2), str(alert["alert_id"])
 
 
 def page(items: Iterable[T], sort_key: Callable[[T], tuple], limit: int,

@@ -36,7 +36,7 @@ from streams.core.budgets import BudgetBook, Partial, load_budgets_file
 from streams.core.engine import ALERT_TYPE, CONTROL, Counters, DeadLetter, Pricer
 from streams.core.forecast import Forecast, tracker_forecast
 from streams.core.paging import alert_order, page
-from streams.producer import message_key
+from streams.producer import key_message_key, message_key
 from streams.sources.normalize import Normalizer
 from streams.worker.alert_delivery import DeliveryService, JsonTable, partition_of
 from streams.worker.digests import DigestService
@@ -313,7 +313,7 @@ class Runtime:
             self.delivery.snoozed[alert_id] = time.time() + SNOOZE_S
         if action == "expected" and alert.type == ALERT_TYPE:
             control = {CONTROL: "feedback", "action": "expected", "alert_id": alert_id, "key": alert.key}
-            await self.control_topic.send(key=message_key(alert.key, self.settings.group_bys[0]),
+            await self.control_topic.send(key=key_message_key(alert.key, self.settings.group_bys[0]),
                                           value=orjson.dumps(control))
         state = ACTION_STATES[action]
         for channel in {d["sink"].split(":", 1)[1] for d in record["deliveries"] if d["sink"].startswith("slack:")}:

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from schemas.alert import rfc3339
 from streams.app import create_app
 from streams.config import Settings
 from streams.core.pricing import PriceCatalogue
@@ -44,7 +45,7 @@ async def test_spend_and_alerts_page_through_everything_once(tmp_path) -> None:
     assert len(keys) == 14 and len({k["key"]["model"] for k in keys}) == 14
     assert [k["total_cost_usd"] for k in keys] == sorted((k["total_cost_usd"] for k in keys), reverse=True)
     runtime.delivery.recent = {  # a plain dict for the table: no broker to write its changelog to
-        f"al{i}": {"alert": {"alert_id": f"al{i}", "triggered_at": T0 + i % 2, "status": "firing"}, "deliveries": []}
+        f"al{i}": {"alert": {"alert_id": f"al{i}", "triggered_at": rfc3339(T0 + i % 2), "status": "firing"}, "deliveries": []}
         for i in range(5)}
     alerts = await walk(app, "/v1/alerts", "alerts", 2)
     assert [a["alert"]["alert_id"] for a in alerts] == ["al1", "al3", "al0", "al2", "al4"]

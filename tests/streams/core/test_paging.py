@@ -6,11 +6,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.alert import rfc3339
 from streams.core.paging import ALERT_CURSOR, SPEND_CURSOR, CursorError, alert_order, decode_cursor, page
 
 
+T0 = 1_795_000_000.0
+
+
 def record(alert_id: str, at: float, status: str) -> dict:
-    return {"alert": {"alert_id": alert_id, "triggered_at": at, "status": status}}
+    """A ``recent`` table record as the worker stores it: the alert's times are RFC 3339 strings."""
+    return {"alert": {"alert_id": alert_id, "triggered_at": rfc3339(T0 + at), "status": status}}
 
 
 @settings(max_examples=100, deadline=None)
