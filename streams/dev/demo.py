@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,6 +34,11 @@ BURST_SECONDS = 180.0
 REPLAY_CHUNK_S = 5.0
 #: while it waits for the alert, the demo says what the worker has done this often
 PROGRESS_EVERY_S = 15.0
+#: how long the worker may take to answer /healthz 200 (topic creation and table recovery take a
+#: minute or more on a loaded machine: 120 s was not always enough)
+READY_TIMEOUT_S = 300.0
+LOG_TAIL_LINES = 20
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def free_port() -> int:
@@ -45,19 +51,34 @@ def say(text: str) -> None:
     print(f"{time.strftime('%H:%M:%S')}  {text}", flush=True)
 
 
-async def wait_ready(url: str, worker: subprocess.Popen, timeout: float = 120.0) -> None:
+async def wait_ready(url: str, worker: subprocess.Popen, log_path: Path, timeout: float = READY_TIMEOUT_S) -> None:
+    """Wait until ``/healthz`` answers 200; else raise with what it said last and the worker's log tail."""
     deadline = time.monotonic() + timeout
+    last = "no answer yet"
     async with httpx.AsyncClient(timeout=2.0) as client:
         while time.monotonic() < deadline:
             if worker.poll() is not None:
-                raise RuntimeError(f"worker exited with code {worker.returncode}")
+                raise RuntimeError(f"worker exited with code {worker.returncode}; the end of its log "
+                                   f"({log_path}):\n{log_tail(log_path)}")
             try:
-                if (await client.get(url)).status_code == 200:
+                response = await client.get(url)
+                if response.status_code == 200:
                     return
-            except httpx.HTTPError:
-                pass
+                last = f"{response.status_code} {response.text[:1000]}"
+            except httpx.HTTPError as exc:
+                last = f"no answer ({type(exc).__name__})"
             await asyncio.sleep(0.5)
-    raise TimeoutError(f"worker not ready after {timeout:.0f}s ({url})")
+    raise TimeoutError(f"worker not ready after {timeout:.0f}s; {url} said: {last}; the end of its log "
+                       f"({log_path}):\n{log_tail(log_path)}")
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a worker log, without its terminal control sequences."""
+    try:
+        text = ANSI.sub("", path.read_bytes().decode(errors="replace"))
+    except OSError as exc:
+        return f"(unreadable: {exc})"
+    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
 
 
 def progress_line(spend: dict[str, Any], health: dict[str, Any], model: str = BURST_MODEL) -> str:
@@ -148,7 +169,7 @@ async def run_demo(history_hours: float = 3.0, burst_after_s: float = 45.0, dura
                                   stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     progress: asyncio.Task | None = None
     try:
-        await wait_ready(f"http://127.0.0.1:{port}/healthz", worker)
+        await wait_ready(f"http://127.0.0.1:{port}/healthz", worker, log_path)
         say(f"worker ready; webhook receiver at {receiver_url}")
         say(f"dashboard: http://127.0.0.1:{port}/ui/  (the burst shows there as it happens)")
         progress = asyncio.create_task(report_progress(f"http://127.0.0.1:{port}"))

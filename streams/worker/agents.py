@@ -176,20 +176,7 @@ def create_worker(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtim
 
     @app.timer(interval=1.0)
     async def close_idle() -> None:
-        engines = runtime.engines
-        async with runtime.lock:
-            runtime.ensure_engines()
-            runtime.refresh_budgets()
-            now = time.monotonic()
-            for partition, engine in list(engines.engines.items()):
-                quiet = now - engines.last_input[partition]
-                if quiet < runtime.settings.idle_close_s:
-                    continue
-                engines.last_input[partition] = now
-                engine.idle(quiet)
-                await runtime.publish(engine.drain_alerts())
-                await runtime.send_partials(engine.drain_partials())
-                engines.persist(partition)
+        await _close_idle(runtime)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set, **_: Any) -> None:
@@ -230,3 +217,30 @@ async def _process_partition(runtime: Runtime, partition: int, batch: list[Any],
     if persist:  # else the agent's flush_held persists (and sends budget partials) once per PERSIST_EVERY_S
         await runtime.send_partials(engine.drain_partials())
         engines.persist(partition)
+
+
+async def _close_idle(runtime: Runtime) -> None:
+    """Advance the event time of each partition quiet for ``idle_close_s`` by its silence.
+
+    Wall-clock silence is silence of the source (not the worker being slow) only when nothing of the
+    partition waits unprocessed: in Kafka past the consumer's position, or fetched and not processed
+    yet. A partition with lag keeps its event time from its own events, so a worker behind under load
+    never closes the bucket its waiting events belong to (they would all be late and never judged).
+    """
+    engines = runtime.engines
+    async with runtime.lock:
+        runtime.ensure_engines()
+        runtime.refresh_budgets()
+        lag = runtime.lag()
+        now = time.monotonic()
+        for partition, engine in list(engines.engines.items()):
+            quiet = now - engines.last_input[partition]
+            if quiet < runtime.settings.idle_close_s:
+                continue
+            engines.last_input[partition] = now
+            if lag.get(partition) != 0:  # behind (or not known yet): its own events move its event time
+                continue
+            engine.idle(quiet)
+            await runtime.publish(engine.drain_alerts())
+            await runtime.send_partials(engine.drain_partials())
+            engines.persist(partition)

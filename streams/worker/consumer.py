@@ -6,7 +6,8 @@ relies on its seek to the committed offsets after recovery to read them again. a
 ``seek_to_committed`` seeks only offsets > 0, so a partition with no committed offset yet (a
 worker killed before its first commit on it) was left after the dropped records: the restarted
 worker never saw them. :class:`RewindingConsumer` seeks such a stream partition to its beginning,
-which is where ``auto_offset_reset=earliest`` would have started it.
+which is where ``auto_offset_reset=earliest`` would have started it. It also tells the worker a
+partition's fetch position (:meth:`RewindingConsumer.fetch_position`), its measure of lag.
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ class RewindingConsumer(aiokafka_driver.Consumer):
                 log.debug("%s has no committed offset: reading it from its beginning (%d)", tp, offset)
                 await self.seek(tp, offset)
         return committed
+
+    def fetch_position(self, tp: TP) -> int | None:
+        """The offset fetched next for ``tp`` (aiokafka's ``position`` without its wait for one that
+        is not known yet); None while it is not known (just assigned, or resetting). It moves past
+        transaction markers, which are never handed to a stream."""
+        assignment = self._thread._ensure_consumer()._subscription.subscription
+        assignment = assignment and assignment.assignment
+        if assignment is None or tp not in assignment.tps:
+            return None
+        state = assignment.state_value(tp)
+        return state.position if state.has_valid_position else None
 
 
 class Transport(aiokafka_driver.Transport):

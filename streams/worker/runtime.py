@@ -182,13 +182,13 @@ class Runtime:
     def problems(self) -> list[str]:
         """Why the worker is unwell now (an agent crashed recently, a partition with lag stalled,
         recovery stuck); empty when healthy."""
-        return self.health.problems(self._lag_if_started(), self.app.tables.recovery.completed.is_set())
+        return self.health.problems(self.lag(), self.app.tables.recovery.completed.is_set())
 
     def progress_ages(self) -> dict[int, float]:
         """Seconds since each assigned usage partition last advanced."""
-        return self.health.seconds_since_progress(set(self._lag_if_started()))
+        return self.health.seconds_since_progress(set(self.lag()))
 
-    def _lag_if_started(self) -> dict[int, int]:
+    def lag(self) -> dict[int, int]:
         """:meth:`consumer_lag`, or no partitions while the consumer is not started yet."""
         try:
             return self.consumer_lag()
@@ -204,13 +204,23 @@ class Runtime:
         self._tracker_offsets.clear()
 
     def consumer_lag(self) -> dict[int, int]:
-        """Messages not yet processed per assigned usage partition."""
+        """Messages not processed yet per assigned usage partition whose position is known.
+
+        Those still in Kafka (high-water mark minus the consumer's position) plus those fetched and
+        not processed yet (the last offset handed to the agent past the last one it processed). The
+        position moves past transaction markers and compacted holes, so they never read as lag (the
+        last processed offset plus one would never reach the high-water mark past a commit marker).
+        """
+        consumer = self.app.consumer
+        processed = self.engines.offsets
         lag = {}
-        for tp in self.app.consumer.assignment():
+        for tp in consumer.assignment():
             if tp.topic == self.settings.usage_topic:
-                highwater = self.app.consumer.highwater(tp)
-                if highwater is not None:
-                    lag[tp.partition] = max(0, highwater - 1 - self.engines.offsets.get(tp.partition, -1))
+                highwater, position = consumer.highwater(tp), consumer.fetch_position(tp)
+                if highwater is not None and position is not None:
+                    handed = consumer._read_offset.get(tp)
+                    waiting = 0 if handed is None else max(0, handed - processed.get(tp.partition, -1))
+                    lag[tp.partition] = max(0, highwater - position) + waiting
         return lag
 
     def ensure_engines(self) -> None:
@@ -366,3 +376,4 @@ def _global_table(app: faust.App, name: str, partitions: int) -> faust.GlobalTab
     table = app.GlobalTable(name, key_type=bytes, value_type=bytes, partitions=partitions, use_partitioner=True)
     table.key_serializer = table.value_serializer = "raw"
     return table
+

@@ -188,3 +188,44 @@ async def test_many_keys_firing_together_reach_a_destination_as_one_message(make
     assert {m["key"]["model"] for m in grouped["details"]["members"]} <= {m.model for m in MODELS}
     await worker.get("/healthz")
     assert len(firing(receiver)) == 1
+
+
+async def test_snooze_holds_back_the_escalation_of_that_alert(make_worker, receiver, broker, topic_prefix):
+    """POST feedback "snooze": the same alert escalating (firing again, critical, same id) within the
+    hour reaches no one; its resolution still does. Counted on every request that reached the
+    receiver, after a settle time."""
+    worker = make_worker(SPENDSENTRY_API_TOKENS=TOKEN, SPENDSENTRY_WEBHOOK_URLS=receiver.url,
+                         SPENDSENTRY_WEBHOOK_SECRET=receiver.secret, SPENDSENTRY_SEVERITY_WARNING_USD_PER_HOUR="10",
+                         SPENDSENTRY_SEVERITY_CRITICAL_USD_PER_HOUR="1000",
+                         SPENDSENTRY_IDLE_CLOSE_SECONDS="600").start()  # event time moves only with the data
+    await worker.ready()
+    from streams.dev.traffic import Burst, TrafficGenerator
+    from tests.integration.test_pipeline import MODELS
+
+    # gpt-4o (about $0.55 a minute) at 10x for two minutes (about $300/h over normal: warning), then at
+    # 50x (about $1,600/h: critical, an escalation of the same alert)
+    bursts = (Burst("gpt-4o", T0 + 180 * 60, T0 + 182 * 60, 10.0), Burst("gpt-4o", T0 + 182 * 60, T0 + 186 * 60, 50.0))
+    events = list(TrafficGenerator(MODELS, seed=9, id_prefix="s").events(T0, T0 + 192 * 60, bursts))
+    cut = T0 + 181 * 60 + 30  # the first 10x bucket closed, the 50x not begun
+    await produce(broker, topic_prefix, [e for e in events if e["timestamp"] < cut], batch=50)
+    first = await eventually(lambda: firing(receiver), message="the warning")
+    assert [(a["key"], a["severity"]) for a in first] == [({"model": "gpt-4o"}, "warning")]
+    alert_id = first[0]["alert_id"]
+    async with httpx.AsyncClient(base_url=worker.url, timeout=10, headers=AUTH) as client:
+        snoozed = await client.post(f"/v1/alerts/{alert_id}/feedback", json={"action": "snooze"})
+        assert snoozed.status_code == 202, snoozed.text
+
+    await produce(broker, topic_prefix, [e for e in events if e["timestamp"] >= cut], batch=50)
+
+    async def published(status: str, severity: str) -> bool:
+        metrics = await worker.text("/metrics")
+        return f'spendsentry_alerts_total{{type="cost_spike",severity="{severity}",status="{status}"}}' in metrics
+    await eventually(lambda: published("firing", "critical"), timeout=120, message="the escalation emitted")
+    await eventually(lambda: [r for r in receiver.received if r["body"]["type"] == "spendsentry.alert.resolved"],
+                     timeout=120, message="the resolution delivered")
+    await settle()
+    kinds = [(r["body"]["type"], r["body"]["data"]["alert_id"], r["body"]["data"]["severity"]) for r in receiver.received]
+    assert kinds == [("spendsentry.alert.firing", alert_id, "warning"),
+                     ("spendsentry.alert.resolved", alert_id, "critical")], kinds
+    # every request that reached the receiver: its dedup view (``received``) hides a repeat of a webhook-id
+    assert [a.status for a in receiver.attempts] == [204, 204], receiver.attempts

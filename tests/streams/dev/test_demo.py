@@ -1,8 +1,14 @@
-"""While the demo waits for its alert it says what the worker has done, and where it is stuck."""
+"""While the demo waits for its alert it says what the worker has done, and where it is stuck; a
+worker that is not ready says why (what /healthz said, the end of its log)."""
 
 from __future__ import annotations
 
-from streams.dev.demo import progress_line
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from streams.dev.demo import progress_line, wait_ready
 
 
 def test_progress_names_events_buckets_the_last_judged_bucket_and_problems() -> None:
@@ -20,3 +26,52 @@ def test_progress_names_events_buckets_the_last_judged_bucket_and_problems() -> 
 def test_progress_before_any_bucket_is_judged() -> None:
     assert progress_line({"counters": {}, "keys": []}, {"problems": []}) == (
         "worker: 0 events counted, 0 buckets closed, 0 late, 0 dead letters; no gpt-4o bucket judged yet")
+
+
+class Running:
+    returncode = None
+
+    def poll(self) -> None:
+        return None
+
+
+class Exited:
+    returncode = 3
+
+    def poll(self) -> int:
+        return 3
+
+
+def worker_log(tmp_path: Path) -> Path:
+    path = tmp_path / "worker.log"
+    path.write_bytes(b"\x1b[?25lbanner\n" + b"".join(b"line %d\n" % i for i in range(40))
+                     + b"[ERROR] Topic x-sent-changelog not found in cluster metadata\x1b[?25h\n")
+    return path
+
+
+async def test_a_worker_not_ready_says_what_healthz_said_and_the_end_of_its_log(tmp_path) -> None:
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "starting", "problems": ["table recovery not complete after 130s"]},
+                                 status=503)
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(TimeoutError) as raised:
+            await wait_ready(f"http://127.0.0.1:{port}/healthz", Running(), worker_log(tmp_path), timeout=1.0)
+    finally:
+        await runner.cleanup()
+    message = str(raised.value)
+    assert "503" in message and "table recovery not complete after 130s" in message
+    assert message.endswith("line 39\n[ERROR] Topic x-sent-changelog not found in cluster metadata")
+    assert "line 20\n" not in message and "\x1b" not in message  # the last 20 lines, no control codes
+
+
+async def test_a_worker_that_exited_says_so_with_the_end_of_its_log(tmp_path) -> None:
+    with pytest.raises(RuntimeError, match=r"exited with code 3(.|\n)*line 39\n\[ERROR\] Topic x-sent"):
+        await wait_ready("http://127.0.0.1:9/healthz", Exited(), worker_log(tmp_path), timeout=5.0)

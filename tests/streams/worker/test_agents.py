@@ -1,8 +1,10 @@
 """The worker's per-partition folds: every usage offset counted once, in order; every budget-spend
-record applied to its tracker once, also when replayed after a crash."""
+record applied to its tracker once, also when replayed after a crash; event time follows the wall
+clock only on a partition that has nothing waiting."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,7 +13,7 @@ from faust.types import TP
 
 from schemas.budget import Budget
 from streams.app import create_app
-from streams.worker.agents import _process_partition
+from streams.worker.agents import _close_idle, _process_partition
 from streams.config import Settings
 from streams.core.budgets import Partial
 from streams.core.pricing import PriceCatalogue
@@ -38,6 +40,16 @@ class FakeRuntime:
     def __init__(self, engines: PartitionEngines) -> None:
         self.engines = engines
         self.health = Health(stall_s=120.0)
+        self.settings = Settings.from_env({})
+        self.lock = asyncio.Lock()
+        #: what :meth:`streams.worker.runtime.Runtime.lag` would say: messages waiting per partition
+        self.waiting: dict[int, int] = {}
+
+    def lag(self) -> dict[int, int]:
+        return self.waiting
+
+    def ensure_engines(self) -> None:
+        pass
 
     def refresh_budgets(self) -> None:
         pass
@@ -86,6 +98,27 @@ async def test_snapshot_and_redelivered_offsets_are_not_counted_again() -> None:
     assert restarted.engines.get(0).counters.duplicates == 0  # skipped by offset, not ingested twice
 
 
+async def test_a_partition_behind_keeps_its_bucket_open_through_wall_clock_silence() -> None:
+    """A worker behind under load sees no new batch of a partition for longer than idle_close_s while
+    its messages wait in Kafka: that is not a quiet source. Closing the bucket then made every waiting
+    event of it late (counted, never judged): the burst the demo sends was missed that way."""
+    rt = runtime()
+    await _process_partition(rt, 0, events(0, 1, 2, 3, 4), persist=False)  # bucket [T0, T0 + 60) open
+    engine = rt.engines.get(0)
+    rt.waiting = {0: 5}
+    rt.engines.last_input[0] -= 120.0  # two minutes without a batch of it
+    await _close_idle(rt)
+    await _process_partition(rt, 0, events(5, 6, 7, 8, 9), persist=False)
+    assert engine.counters.late == 0 and engine.counters.buckets_closed == 0
+    assert engine.keys[(0, ("m",))].open[T0].events == 10
+    # caught up (nothing waiting) and quiet: now event time follows the wall clock and the bucket closes
+    rt.waiting = {0: 0}
+    rt.engines.last_input[0] -= 120.0
+    await _close_idle(rt)
+    assert engine.counters.buckets_closed > 0 and T0 not in engine.keys[(0, ("m",))].open
+    assert engine.counters.late == 0
+
+
 def budget_runtime(tmp_path: Any, trackers: ChangelogTable) -> Any:
     settings = Settings.from_env({"SPENDSENTRY_DATA_DIR": str(tmp_path)})
     _, rt = create_app(settings, PriceCatalogue.load(settings.prices_file))
@@ -119,14 +152,46 @@ async def test_budget_spend_replayed_after_a_crash_is_counted_once(tmp_path) -> 
     assert restarted.budget_state["bud_gpt4omonth"]["spent_usd"] == 18.0
 
 
+class Stream:
+    """The usage agent's stream: hands out the given batches (as ``noack_take`` would), records acks."""
+
+    def __init__(self, *batches: list[SimpleNamespace]) -> None:
+        self.batches = batches
+        self.acked: list[SimpleNamespace] = []
+
+    async def noack_take(self, max_: int, within: float):
+        for batch in self.batches:
+            yield batch
+
+    async def ack(self, event: SimpleNamespace) -> None:
+        self.acked.append(event)
+
+
+def on_partition(partition: int, *offsets: int) -> list[SimpleNamespace]:
+    batch = events(*offsets)
+    for event in batch:
+        event.message.partition = partition
+    return batch
+
+
 async def test_a_revoked_partition_is_not_processed_until_assigned_again(tmp_path) -> None:
-    """After a revoke the worker holds no engine for the partition and its agents skip batches
-    of it (``Runtime.owns``) until it is assigned again, so it writes no state for it meanwhile."""
+    """A batch the agent took before a revoke still holds the moved partition's messages: the real
+    agent skips them (its new owner reads them) and writes no state for it; once the partition is
+    assigned again, its next batch is processed."""
     settings = Settings.from_env({"SPENDSENTRY_DATA_DIR": str(tmp_path)})
     app, rt = create_app(settings, PriceCatalogue.load(settings.prices_file))
+    tables = [ChangelogTable() for _ in range(3)]
+    rt.engines = PartitionEngines(rt.engines.config, rt.engines.pricer, *tables)
     moved, kept = TP(settings.usage_topic, 1), TP(settings.usage_topic, 0)
     rt.engines.get(1)
     await app.on_partitions_revoked.send({moved})
     assert not rt.owns(moved.topic, 1) and rt.owns(kept.topic, 0) and 1 not in rt.engines.engines
+    agent = app.agents["process_usage"].fun
+    await agent(Stream(on_partition(1, 0, 1, 2) + on_partition(0, 0, 1)))
+    assert 1 not in rt.engines.engines and 1 not in rt.engines.offsets
+    assert not any(key.startswith(b"1|") for table in tables for key in table.data)
+    assert sum(key["events"] for key in rt.engines.get(0).spend()) == 2
     await app.on_partitions_assigned.send({moved, kept})
     assert rt.owns(moved.topic, 1)
+    await agent(Stream(on_partition(1, 3, 4)))
+    assert sum(key["events"] for key in rt.engines.get(1).spend()) == 2

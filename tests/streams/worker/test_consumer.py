@@ -1,11 +1,14 @@
 """The worker's Kafka consumer: after table recovery every stream partition is read from where it
-must be, also one that has no committed offset yet (Faust dropped a fetch of it while paused)."""
+must be, also one that has no committed offset yet (Faust dropped a fetch of it while paused); its
+fetch position (the worker's measure of lag) is aiokafka's."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 import pytest
+from aiokafka.consumer.subscription_state import SubscriptionState
+from aiokafka.structs import TopicPartition
 from faust.types import TP
 
 from streams.worker.consumer import App, RewindingConsumer
@@ -54,3 +57,25 @@ async def test_latest_offset_reset_is_left_alone() -> None:
     thread = Thread({USAGE: None}, {USAGE: 0})
     await consumer(thread, reset="latest").perform_seek()
     assert thread.positions == {USAGE: 7}
+
+
+class Subscribed:
+    """aiokafka's own subscription state, as its consumer holds it, behind the consumer thread."""
+
+    def __init__(self, *assigned: TP) -> None:
+        self._subscription = SubscriptionState()
+        self._subscription.assign_from_user({TopicPartition(tp.topic, tp.partition) for tp in assigned})
+
+    def _ensure_consumer(self) -> Subscribed:
+        return self
+
+
+async def test_the_fetch_position_is_aiokafkas_and_unknown_until_it_has_one() -> None:
+    thread = Subscribed(USAGE)
+    made = consumer(Thread({}, {}))
+    made._thread = thread  # type: ignore[assignment]
+    assert made.fetch_position(USAGE) is None  # assigned, no position yet
+    assert made.fetch_position(ALERTS) is None  # not assigned
+    # past a transaction's commit marker at offset 10 (never handed to a stream) the position is 11
+    thread._subscription.seek(TopicPartition(USAGE.topic, USAGE.partition), 11)
+    assert made.fetch_position(USAGE) == 11

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from faust.types import TP
 
 from streams.app import create_app
 from streams.config import Settings
@@ -85,3 +86,38 @@ async def test_a_crashed_agent_turns_healthz_to_503_and_is_counted_in_metrics(tm
     assert "RecursionError" in reply["problems"][0] and "process_usage" in reply["problems"][0]
     _, metrics = await call(app, "/metrics")
     assert b'spendsentry_agent_restarts_total{agent="' in metrics and b'process_usage"} 1' in metrics
+
+
+class Consumer:
+    """What ``Runtime.consumer_lag`` reads of the Kafka consumer, for one usage partition."""
+
+    def __init__(self, tp: TP, highwater: int, position: int, handed: int | None) -> None:
+        self.tp, self._highwater, self.position = tp, highwater, position
+        self._read_offset = {tp: handed}
+
+    def assignment(self) -> set[TP]:
+        return {self.tp}
+
+    def highwater(self, tp: TP) -> int:
+        return self._highwater
+
+    def fetch_position(self, tp: TP) -> int:
+        return self.position
+
+
+def test_lag_is_what_waits_in_kafka_or_in_the_worker_and_never_a_transaction_marker(tmp_path) -> None:
+    """Lag (for /healthz's stall check, /metrics and the idle close) counts messages in Kafka past the
+    consumer's position and messages fetched but not processed. A transactional producer's commit
+    marker at offset 10 is never handed to the worker: it is no lag (it read as 1, forever)."""
+    settings = Settings.from_env({"SPENDSENTRY_DATA_DIR": str(tmp_path)})
+    app, runtime = create_app(settings, PriceCatalogue.load(settings.prices_file))
+    tp = TP(settings.usage_topic, 0)
+    runtime.engines.offsets[0] = 9  # data at offsets 0-9 processed
+    app.consumer = Consumer(tp, highwater=11, position=11, handed=9)
+    assert runtime.consumer_lag() == {0: 0}
+    app.consumer = Consumer(tp, highwater=40, position=20, handed=19)  # 20 in Kafka, 10 fetched and waiting
+    assert runtime.consumer_lag() == {0: 30}
+    runtime.health.progressed(0)
+    runtime.health.clock = lambda: runtime.health.last_progress[0] + settings.stall_s
+    assert runtime.health.problems(runtime.consumer_lag(), recovered=True) == [
+        f"partition 0 has 30 messages waiting and has not advanced for {settings.stall_s:.0f}s"]
