@@ -20,6 +20,11 @@ Tree form (before MessagePack): a primitive stays itself; every container is a l
 item is a tag: ``["l", *items]`` list, ``["t", *items]`` tuple, ``["d", k1, v1, ...]`` dict,
 ``["s", *items]`` set, ``["q", maxlen, *items]`` deque, ``["a", typecode, bytes]`` array,
 ``["o", "module:Class", name1, value1, ...]`` object, ``["r", "Class", args, state]`` River Rust stat.
+
+Batches of records (a partition's snapshot delta or a page of its image,
+``streams/worker/partition_engines.py``) are :func:`dumps_entries`: ``b"SE"``, a version byte, then
+MessagePack of two lists of ``[name, record]`` pairs (window records, model records), decoded into
+exactly that shape or refused.
 """
 
 from __future__ import annotations
@@ -47,7 +52,12 @@ RUST_MODULE = "river._river_rust.stats"
 SKIPPED: Counter[str] = Counter()
 MAX_DEPTH = 64
 
+ENTRIES_HEADER = b"SE" + bytes([VERSION])
+#: (window records, model records), each a list of (key name, record of :func:`dumps`)
+Entries = tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]
+
 _encoder = msgspec.msgpack.Encoder()
+_decode_entries = msgspec.msgpack.Decoder(Entries).decode
 _decode_msgpack = msgspec.msgpack.Decoder().decode
 _PRIMITIVES = frozenset({type(None), bool, int, float, str, bytes})
 
@@ -76,6 +86,21 @@ def loads(blob: bytes) -> Any:
     except msgspec.DecodeError as exc:
         raise StateDecodeError(f"not MessagePack: {exc}") from None
     return _value(tree, 0)
+
+
+def dumps_entries(windows: list[tuple[str, bytes]], models: list[tuple[str, bytes]]) -> bytes:
+    """One batch record: window and model records by key name."""
+    return ENTRIES_HEADER + _encoder.encode((windows, models))
+
+
+def loads_entries(blob: bytes) -> Entries:
+    """The ``(windows, models)`` of a batch written by :func:`dumps_entries`; :class:`StateDecodeError` else."""
+    if not isinstance(blob, (bytes, bytearray)) or bytes(blob[:3]) != ENTRIES_HEADER:
+        raise StateDecodeError("not a batch of state records")
+    try:
+        return _decode_entries(memoryview(blob)[3:])
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError: a batch of the wrong shape
+        raise StateDecodeError(f"malformed batch: {exc}") from None
 
 
 def load_or_skip(blob: bytes, what: str) -> Any | None:
