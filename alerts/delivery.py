@@ -72,7 +72,10 @@ class PendingDelivery:
     """A delivery waiting for its next retry round. Plain data: store ``to_dict()`` in a table."""
 
     alert: dict[str, Any]
-    destination: dict[str, Any]  # unmasked: the retry needs the secret
+    #: masked (no URL path or query, no secret): each round finds the destination again by
+    #: ``destination_key`` among the configured ones, so no table holds a credential
+    destination: dict[str, Any]
+    destination_key: str
     sink: str
     first_attempt_at: float
     next_at: float
@@ -82,15 +85,18 @@ class PendingDelivery:
 
     @property
     def slot(self) -> str:
-        return delivery_slot(self.destination, self.alert["alert_id"], self.alert["status"])
+        return delivery_slot(self.destination_key, self.alert["alert_id"], self.alert["status"])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"alert": self.alert, "destination": self.destination, "sink": self.sink,
-                "first_attempt_at": self.first_attempt_at, "next_at": self.next_at, "round": self.round,
-                "attempts_log": self.attempts_log, "last_error": self.last_error}
+        return {"alert": self.alert, "destination": self.destination, "destination_key": self.destination_key,
+                "sink": self.sink, "first_attempt_at": self.first_attempt_at, "next_at": self.next_at,
+                "round": self.round, "attempts_log": self.attempts_log, "last_error": self.last_error}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PendingDelivery:
+        if "destination_key" not in data:  # written before destinations were masked: whole
+            dest = Destination.from_dict(data["destination"])
+            data = {**data, "destination": dest.to_dict(masked=True), "destination_key": dest.key}
         return cls(**data)
 
 
@@ -126,23 +132,31 @@ class UndeliverableRecord:
         return cls(**values)
 
 
-def delivery_slot(destination: dict[str, Any] | Destination, alert_id: str, status: str) -> str:
-    dest = destination if isinstance(destination, Destination) else Destination.from_dict(destination)
-    return f"{dest.key}|{alert_id}|{status}"
+def delivery_slot(destination: str | Destination, alert_id: str, status: str) -> str:
+    key = destination.key if isinstance(destination, Destination) else destination
+    return f"{key}|{alert_id}|{status}"
 
 
 SendFn = Callable[[Destination, Alert], Awaitable[DeliveryResult]]
+#: a destination key -> the configured destination (secrets and all), ``None`` when it is gone
+Lookup = Callable[[str], "Destination | None"]
 
 
 class RetryQueue:
-    """Pending long-period retries. Pure bookkeeping plus one async ``run_due``; injected clock."""
+    """Pending long-period retries. Pure bookkeeping plus one async ``run_due``; injected clock.
+
+    ``pending`` holds destinations masked; ``lookup`` finds one again by its key when its round is
+    due (the worker's: the configured subscriptions and defaults; by default: the destinations this
+    queue was handed). A destination no longer found is given up on."""
 
     def __init__(self, schedule: RetrySchedule | None = None, *,
                  pending: MutableMapping[str, dict[str, Any]] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, lookup: Lookup | None = None) -> None:
         self.schedule = schedule or RetrySchedule()
         self.pending: MutableMapping[str, dict[str, Any]] = pending if pending is not None else {}
         self.clock = clock
+        self._handed: dict[str, Destination] = {}
+        self.lookup: Lookup = lookup or self._handed.get
 
     def on_result(self, alert: Alert, destination: Destination, result: DeliveryResult, *,
                   now: float | None = None, subscription_id: str | None = None,
@@ -150,12 +164,13 @@ class RetryQueue:
         """Record the outcome of a first (inline) delivery: ``None`` when delivered, else what was queued
         or given up on. A newer status of the same alert supersedes a pending older one."""
         now = self.clock() if now is None else now
-        dest = destination.to_dict(masked=False)
         if result.ok:
             return None
+        self._handed[destination.key] = destination
         log = list(result.attempts_log) or [{"attempt": 1, "at": rfc3339(now), "status": result.status,
                                              "latency_s": result.latency_s, "error": result.error}]
-        item = PendingDelivery(alert.to_dict(), dest, result.sink, now, now, 1, log, result.error)
+        item = PendingDelivery(alert.to_dict(), destination.to_dict(masked=True), destination.key, result.sink,
+                               now, now, 1, log, result.error)
         return self._advance(item, result, now, subscription_id)
 
     def _advance(self, item: PendingDelivery, result: DeliveryResult, now: float,
@@ -166,16 +181,16 @@ class RetryQueue:
             reason = (result.error or "failed") if result.permanent else \
                 f"gave up after {len(item.attempts_log)} attempt(s) over {now - item.first_attempt_at:,.0f}s: " \
                 f"{result.error}"
-            dest = Destination.from_dict(item.destination)
-            return UndeliverableRecord(item.alert, dest.to_dict(masked=True), dest.key, item.sink, reason,
+            return UndeliverableRecord(item.alert, item.destination, item.destination_key, item.sink, reason,
                                        item.first_attempt_at, now, item.attempts_log, result.disable, subscription_id)
         item.next_at = now + wait
         item.last_error = result.error
         self.pending[item.slot] = item.to_dict()
         return item
 
-    def firing_pending(self, destination: Destination, alert_id: str) -> PendingDelivery | None:
-        """The firing state of ``alert_id`` still waiting for a retry round to ``destination``, if any."""
+    def firing_pending(self, destination: str | Destination, alert_id: str) -> PendingDelivery | None:
+        """The firing state of ``alert_id`` still waiting for a retry round to ``destination`` (or
+        its key), if any."""
         data = self.pending.get(delivery_slot(destination, alert_id, "firing"))
         return None if data is None else PendingDelivery.from_dict(data)
 
@@ -184,14 +199,21 @@ class RetryQueue:
         through, never before it (an incident tool must see trigger, then resolve)."""
         now = self.clock() if now is None else now
         firing = self.firing_pending(destination, alert.alert_id)
-        item = PendingDelivery(alert.to_dict(), destination.to_dict(masked=False), destination.key, now,
-                               firing.next_at if firing else now, 1, [], "waiting behind its firing state")
+        self._handed[destination.key] = destination
+        item = PendingDelivery(alert.to_dict(), destination.to_dict(masked=True), destination.key, destination.key,
+                               now, firing.next_at if firing else now, 1, [], "waiting behind its firing state")
         self.pending[item.slot] = item.to_dict()
         return item
 
     def due(self, now: float | None = None) -> list[PendingDelivery]:
         now = self.clock() if now is None else now
-        items = [PendingDelivery.from_dict(v) for v in list(self.pending.values())]
+        items = []
+        for slot, value in list(self.pending.items()):
+            item = PendingDelivery.from_dict(value)
+            if slot != item.slot:  # written under the unmasked key of old: moved to its own
+                self.pending.pop(slot, None)
+                self.pending[item.slot] = item.to_dict()
+            items.append(item)
         return sorted((i for i in items if i.next_at <= now), key=lambda i: i.next_at)
 
     def next_due(self) -> float | None:
@@ -209,8 +231,12 @@ class RetryQueue:
             chain.sort(key=lambda i: i.alert["status"] != "firing")
 
         async def one(item: PendingDelivery) -> DeliveryResult:
+            destination = self.lookup(item.destination_key)
+            if destination is None:
+                return DeliveryResult(sink=item.sink, ok=False, attempts=0, permanent=True,
+                                      error=f"destination {item.destination_key} is no longer configured")
             try:
-                return await send(Destination.from_dict(item.destination), Alert.from_dict(item.alert))
+                return await send(destination, Alert.from_dict(item.alert))
             except Exception as exc:  # a sink bug is a failed round, not a crashed timer
                 return DeliveryResult(sink=item.sink, ok=False, error=f"{type(exc).__name__}: {exc}")
 
@@ -228,7 +254,7 @@ class RetryQueue:
         for chain in await asyncio.gather(*(run_chain(c) for c in chains.values())):
             for item, result in chain:
                 if result is None:
-                    firing = self.firing_pending(Destination.from_dict(item.destination), item.alert["alert_id"])
+                    firing = self.firing_pending(item.destination_key, item.alert["alert_id"])
                     if firing is not None:
                         item.next_at = firing.next_at
                         self.pending[item.slot] = item.to_dict()

@@ -33,7 +33,8 @@ replayed incident is still reported).
 **NotificationGate.** Per ``(destination key, alert_id)``: the first firing is admitted; a repeat
 is admitted only when its severity is higher than the last one sent (escalation) and, when
 ``cooldown_s`` > 0, at least that long after the previous notification; a resolution is admitted
-once, and only if its firing was.
+once, and only if its firing was. After a resolution, a firing of the same id is admitted only when
+it is a reopen (``details.reopened``, set by the lifecycle): once per reopen, whatever its severity.
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ def subscription_matches(sub: Subscription, alert: Alert) -> bool:
     return sub.enabled and sub.digest is None and covers(sub, alert)
 
 
+def legacy_key(dest: Destination) -> str | None:
+    """The key a webhook had before destinations were masked (``webhook:<url>``): state written under it (routes,
+    notification gates) is still found after an upgrade."""
+    return f"webhook:{dest.url}" if dest.type == "webhook" else None
+
+
 @dataclass(slots=True)
 class Route:
     """One destination an alert goes to, and why (subscription id, or ``None`` for a default)."""
@@ -94,13 +101,25 @@ class Router:
         self.subscriptions = list(subscriptions)
         self.default_destinations = list(default_destinations)
         self.defaults = defaults
-        #: alert_id -> routes its firing record took (as dicts, unmasked: the resolution needs them)
+        #: alert_id -> routes its firing record took (destinations masked: the resolution finds
+        #: each again by its key, :meth:`destination`, so the table holds no credential)
         self.routes: MutableMapping[str, list[dict[str, Any]]] = routes if routes is not None else OrderedDict()
         self._max_routes = max_routes
+        #: every destination routed to by this process: a firing's resolve still reaches a
+        #: subscription deleted meanwhile (after a restart only configured ones are known)
+        self._routed: dict[str, Destination] = {}
 
     def update(self, subscriptions: Iterable[Subscription]) -> None:
         """Replace the subscription set (after an API change); remembered routes are kept."""
         self.subscriptions = list(subscriptions)
+
+    def destination(self, key: str) -> Destination | None:
+        """The destination with ``key``: configured (subscriptions, disabled ones too, and defaults)
+        or routed to by this process."""
+        for dest in [sub.destination for sub in self.subscriptions] + self.default_destinations:
+            if key in (dest.key, legacy_key(dest)):
+                return dest
+        return self._routed.get(key)
 
     def match(self, alert: Alert) -> list[Route]:
         """Current rules only (no memory)."""
@@ -117,14 +136,16 @@ class Router:
         if alert.status == "resolved":
             stored = self.routes.pop(alert.alert_id, None)
             if stored is not None:
-                return [Route(Destination.from_dict(r["destination"]), r.get("subscription_id"),
-                              float(r.get("cooldown_s", 0.0))) for r in stored]
+                found = [(self.destination(r["key"]), r) for r in stored]
+                return [Route(dest, r.get("subscription_id"), float(r.get("cooldown_s", 0.0)))
+                        for dest, r in found if dest is not None]
             return self.match(alert)
         found = self.match(alert)
         merged = {r["key"]: r for r in self.routes.get(alert.alert_id) or []}
         for r in found:
+            self._routed[r.destination.key] = r.destination
             merged.setdefault(r.destination.key, {"key": r.destination.key,
-                                                  "destination": r.destination.to_dict(masked=False),
+                                                  "destination": r.destination.to_dict(masked=True),
                                                   "subscription_id": r.subscription_id, "cooldown_s": r.cooldown_s})
         self.routes[alert.alert_id] = list(merged.values())
         if isinstance(self.routes, OrderedDict):
@@ -294,16 +315,20 @@ class NotificationGate:
         notification is durable (sent or queued for retry), so a crash in between re-sends it."""
         now = self.clock() if now is None else now
         slot = f"{dest.key if isinstance(dest, Destination) else dest}|{alert.alert_id}"
-        last = self.sent.get(slot)
+        old = legacy_key(dest) if isinstance(dest, Destination) else None
+        last = self.sent.get(slot) or (self.sent.get(f"{old}|{alert.alert_id}") if old else None)
         if alert.status == "resolved":
             if last is None or last.get("status") == "resolved":
                 return False
         elif last is not None:
             if last.get("status") == "resolved":
+                # a reopened incident (same id, details.reopened) is news to on-call: sent again as
+                # firing, once per reopen (the next repeat finds a firing recorded and is refused)
+                if not (alert.details or {}).get("reopened"):
+                    return False
+            elif severity_rank(alert.severity) <= severity_rank(str(last.get("severity"))):
                 return False
-            if severity_rank(alert.severity) <= severity_rank(str(last.get("severity"))):
-                return False
-            if cooldown_s > 0 and now - float(last.get("at", 0.0)) < cooldown_s:
+            elif cooldown_s > 0 and now - float(last.get("at", 0.0)) < cooldown_s:
                 return False
         if record:
             self.record(dest, alert, now=now)

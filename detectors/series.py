@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from river import stats
 
 from detectors.base import Features, Verdict
 
@@ -113,3 +116,126 @@ class SeasonalSeriesDetector:
                     self._prof[h] += b * (resid - self._prof[h]) if k else b * resid
                     self._prof_n[h] = k + w
         self._n = n + 1
+
+
+class AnomalyLikelihood:
+    """HTM's anomaly likelihood (Ahmad et al. 2017, as in Numenta's NAB detector) over raw scores.
+
+    The short-window mean of the raw scores (``short`` points) is compared with the long-run
+    distribution of that same mean (the last ``long`` values, a Gaussian fitted by mean and
+    variance); the likelihood is one minus the Gaussian tail probability of the current short mean.
+    Nothing is reported (0.5) before ``learning`` raw scores are seen. Like HTM, the distribution's
+    mean and variance have floors (``min_mean``, ``min_var``, so a long quiet stretch does not make
+    every wobble improbable), and a run of "red zone" likelihoods (tail below ``red``) keeps only
+    its first at full strength, the rest reported at the ``yellow`` tail: one anomaly, one alarm.
+    The output is HTM's log scale: ``log(1 - likelihood) / log(1e-10)``, in [0, 1].
+    Built from River's parts: ``stats.Mean`` over the short window and ``stats.Var`` (mean and
+    variance) over the long one, each kept rolling by ``update``/``revert``.
+    """
+
+    def __init__(self, short: int = 10, long: int = 2000, learning: int = 150, min_mean: float = 0.03,
+                 min_var: float = 0.0003, red: float = 1e-5, yellow: float = 1e-3) -> None:
+        self.short = short
+        self.long = long
+        self.learning = learning
+        self.min_mean = min_mean
+        self.min_var = min_var
+        self.red = red
+        self.yellow = yellow
+        # the windows are plain lists fed to River's statistics with update/revert (what
+        # river.utils.Rolling does), so the state stays plain data for the state codec
+        self._recent_values: list[float] = []
+        self._recent = stats.Mean()
+        self._history_values: list[float] = []
+        self._history = stats.Var()
+        self._n = 0
+        self._last_tail = 1.0
+
+    def _tail(self, raw: float) -> float:
+        """Tail probability of the short mean including ``raw`` (1.0 while learning)."""
+        if self._n < self.learning:
+            return 1.0
+        k = len(self._recent_values)
+        # the short mean once ``raw`` joins the window (the oldest value leaves when it is full)
+        oldest = self._recent_values[0] if k == self.short else None
+        total = self._recent.get() * k + raw - (oldest if oldest is not None else 0.0)
+        avg = total / (k if oldest is not None else k + 1)
+        mean = max(self._history.mean.get(), self.min_mean)
+        sd = math.sqrt(max(self._history.get(), self.min_var))
+        z = abs(avg - mean) / sd
+        return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+    def score(self, raw: float) -> float:
+        """The log-scaled likelihood of ``raw`` given what was learned (does not learn)."""
+        tail = self._tail(raw)
+        if tail <= self.red and self._last_tail <= self.red:
+            tail = self.yellow
+        return min(max(math.log(max(tail, 1e-10) + 1e-10) / math.log(1e-10), 0.0), 1.0) \
+            if self._n >= self.learning else 0.0
+
+    def learn(self, raw: float) -> None:
+        self._last_tail = self._tail(raw)
+        self._push(self._recent_values, self._recent, raw, self.short)
+        if self._n >= self.short - 1:
+            self._push(self._history_values, self._history, self._recent.get(), self.long)
+        self._n += 1
+
+    @staticmethod
+    def _push(values: list[float], stat: Any, value: float, size: int) -> None:
+        values.append(value)
+        stat.update(value)
+        if len(values) > size:
+            stat.revert(values.pop(0))
+
+
+class LikelihoodSeriesDetector:
+    """:class:`SeasonalSeriesDetector`'s evidence through :class:`AnomalyLikelihood` (``--series``).
+
+    The raw score is the seasonal detector's prediction error ``|z| / (|z| + alarm_z)`` (its CUSUM
+    is left out: the short-window mean already accumulates a sustained shift, and on NAB the CUSUM
+    in the raw score cost 3 points); its likelihood, not the raw score, is reported, so a series
+    whose residuals are always noisy does not alarm all the time and a quiet one alarms on a modest
+    but unusual rise. With ``spatial``, a value beyond the range seen so far (once the seasonal
+    detector is warm) by more than ``spatial_tolerance`` of that range scores 1, as NAB's HTM
+    detector does.
+    """
+
+    name = "likelihood_series"
+
+    def __init__(self, spatial: bool = True, spatial_tolerance: float = 0.05, **likelihood: Any) -> None:
+        self.inner = SeasonalSeriesDetector(refractory=0)
+        self.likelihood = AnomalyLikelihood(**likelihood)
+        self.spatial = spatial
+        self.spatial_tolerance = spatial_tolerance
+        self._lo = stats.Min()
+        self._hi = stats.Max()
+
+    def _raw(self, x: Features) -> float:
+        if self.inner._n < self.inner.warmup:
+            return 0.0
+        z = abs(self.inner._assess(x)[3])
+        return z / (z + self.inner.alarm_z)
+
+    def _outside(self, x: Features) -> bool:
+        lo, hi = self._lo.get(), self._hi.get()
+        if not self.spatial or lo is None or hi is None or hi <= lo:
+            return False
+        y = self.inner._value(x)
+        margin = (hi - lo) * self.spatial_tolerance
+        return y > hi + margin or y < lo - margin
+
+    def score_one(self, x: Features) -> Verdict:
+        inner = self.inner.score_one(x)
+        raw = self._raw(x)
+        score = self.likelihood.score(raw)
+        if self.inner._n >= self.inner.warmup and self._outside(x):
+            score = 1.0
+        return Verdict(score=score, expected=inner.expected, anomalous=score >= 0.5,
+                       reason=f"likelihood {score:.3f} ({inner.reason})")
+
+    def learn_one(self, x: Features) -> None:
+        self.likelihood.learn(self._raw(x))
+        y = self.inner._value(x)
+        self._lo.update(y)
+        self._hi.update(y)
+        self.inner.learn_one(x)

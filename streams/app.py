@@ -14,6 +14,7 @@ from streams.config import Settings
 from streams.core.engine import Pricer
 from streams.worker.agents import create_worker
 from streams.worker.gpu_agent import register_gpu
+from streams.worker.retention import register_retention
 from streams.worker.runtime import Runtime
 
 
@@ -21,5 +22,6 @@ def create_app(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
     """The worker with its agents, timers and web pages, ready for ``app.main()``."""
     app, runtime = create_worker(settings, pricer)
     register_gpu(app, runtime)
+    register_retention(app, runtime)
     register_pages(app, runtime)
     return app, runtime

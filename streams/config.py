@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import ssl
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -221,6 +222,12 @@ class Settings:
     #: a period's digest goes out this long after the period closed (late buckets closed by then)
     digest_delay_s: float = 600.0
 
+    # issue 12
+    max_future_s: float = 300.0
+    max_keys: int = 10_000
+    stall_s: float = 120.0
+    retention_s: float = 30 * 86_400.0
+
     @property
     def control_topic(self) -> str:
         """Operator feedback ("expected"), produced only by the worker's API and Slack handler."""
@@ -267,7 +274,8 @@ class Settings:
             alert_key=self.group_bys[0], horizon_s=self.segment_horizon_s, max_segments=self.max_segments)
         return EngineConfig(bucket_seconds=self.bucket_seconds, allowed_lateness_s=self.allowed_lateness_s,
                             group_bys=self.group_bys, attribution=attribution,
-                            severity=SeverityPolicy(self.warning_usd_per_hour, self.critical_usd_per_hour))
+                            severity=SeverityPolicy(self.warning_usd_per_hour, self.critical_usd_per_hour),
+                            max_keys=self.max_keys, max_future_s=self.max_future_s, clock=time.time)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -321,6 +329,11 @@ class Settings:
             # issue 17 digests
             public_url=_public_url(env.get("SPENDSENTRY_PUBLIC_URL") or None),
             digest_delay_s=_float(env, "SPENDSENTRY_DIGEST_DELAY_SECONDS", cls.digest_delay_s, minimum=0.0),
+            # issue 12
+            max_future_s=_float(env, "SPENDSENTRY_MAX_FUTURE_SECONDS", cls.max_future_s),
+            max_keys=_int(env, "SPENDSENTRY_MAX_KEYS", cls.max_keys, minimum=1),
+            stall_s=_float(env, "SPENDSENTRY_STALL_SECONDS", cls.stall_s, minimum=1.0),
+            retention_s=_float(env, "SPENDSENTRY_RETENTION_SECONDS", cls.retention_s, minimum=60.0),
         )
 
 

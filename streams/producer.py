@@ -26,6 +26,12 @@ def message_key(event: dict, dims: tuple[str, ...]) -> bytes:
     return "|".join(parts).encode()
 
 
+def key_message_key(key: dict[str, str], dims: tuple[str, ...]) -> bytes:
+    """The same Kafka key for a flat key (an alert's ``{"model": ..., "tags.team": ...}``): a control
+    record keyed so lands on the usage partition that owns the key."""
+    return "|".join(key.get(dim) or "" for dim in dims).encode()
+
+
 class UsageProducer:
     """A thin async producer for usage events (one per message, or arrays per key)."""
 

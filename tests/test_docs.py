@@ -202,3 +202,11 @@ def test_every_test_the_docs_name_exists() -> None:
 def test_a_dangling_test_reference_is_found() -> None:
     assert dangling_test_references({"page": "see tests/test_docs.py::no_such_test and tests/nope.py"}) == [
         "page: tests/test_docs.py::no_such_test", "page: tests/nope.py"]
+
+
+def test_no_merge_conflict_markers_anywhere() -> None:
+    """A merge that left ``<<<<<<<`` lines in a page still builds; this does not let it pass."""
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    marked = [name for name in files if (ROOT / name).suffix in {".md", ".py", ".yml", ".toml", ".json", ".html", ".js"}
+              and re.search(r"^(<{7}|>{7}) ", (ROOT / name).read_text(encoding="utf-8", errors="replace"), re.M)]
+    assert marked == []

@@ -1,4 +1,5 @@
-"""Bearer-token checks: writes (mutations, ingest) need a token of SPENDSENTRY_API_TOKENS; reads
+"""Bearer-token checks: writes (mutations, ingest, feedback) need a token of SPENDSENTRY_API_TOKENS
+(a read token is known but not allowed to write: 403, not 401); reads
 (every other ``/v1/*`` route, ``/metrics``, and any page that shows state) one of those or of
 SPENDSENTRY_READ_TOKENS. With no token configured at all the worker serves loopback only
 (:mod:`streams.config` refuses anything else), and reads are open to that host."""
@@ -41,3 +42,18 @@ def read_error(headers: Mapping[str, str], settings: TokenSettings) -> str | Non
     if not tokens:
         return None
     return bearer_error(headers, tokens)
+
+
+#: a write presented with a valid read token: authenticated, not allowed (403)
+READ_ONLY = "read-only token: writes need a token of SPENDSENTRY_API_TOKENS"
+
+
+def write_error(headers: Mapping[str, str], settings: TokenSettings) -> tuple[int, str] | None:
+    """None when the request may write (a token of SPENDSENTRY_API_TOKENS), else the status and
+    reason: 403 for a valid read token (authenticated, not allowed), 401 for anything else."""
+    reason = bearer_error(headers, settings.api_tokens)
+    if reason is None:
+        return None
+    if settings.read_tokens and bearer_error(headers, settings.read_tokens) is None:
+        return 403, READ_ONLY
+    return 401, reason

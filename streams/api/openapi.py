@@ -47,6 +47,13 @@ _INGEST = {
 }
 
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+_CURSOR = {"name": "cursor", "in": "query", "schema": {"type": "string"},
+           "description": "The next_cursor of the previous page (opaque); omit for the first page."}
+_NEXT_CURSOR = {"type": ["string", "null"], "description": "Pass as cursor for the next page; null on the last page."}
+_HEALTH = {"type": "object", "properties": {
+    "status": {"type": "string", "enum": ["ok", "starting", "unwell"]}, "recovered": {"type": "boolean"},
+    "problems": {"type": "array", "items": {"type": "string"}}, "partitions": {"type": "array", "items": {"type": "integer"}},
+}}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -168,20 +175,23 @@ OPENAPI: dict[str, Any] = {
     "paths": {
         **_DASHBOARD_PATHS,
         "/healthz": {"get": {
-            "summary": "Readiness: tables recovered and no rebalance in progress.",
+            "summary": "Health: tables recovered, no rebalance in progress, no agent crashed within "
+                       "SPENDSENTRY_STALL_SECONDS, no partition with lag stalled that long, recovery not stuck.",
             "responses": {
-                "200": _json({"type": "object"}, "Ready."),
-                "503": _json({"type": "object"}, "Starting or rebalancing."),
+                "200": _json(_HEALTH, "Ready and well."),
+                "503": _json(_HEALTH, "Starting, rebalancing, or unwell: `problems` says why."),
             },
         }},
         "/v1/alerts": {"get": {
-            "summary": "Recent alerts, newest first, with their deliveries.",
-            "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+            "summary": "Recent alerts, newest first, with their deliveries; paged by limit and cursor.",
+            "parameters": [{"name": "limit", "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
+                           _CURSOR],
             "responses": {
                 "200": _json({"type": "object", "properties": {"alerts": {"type": "array", "items": {
                     "type": "object", "properties": {"alert": _ALERT, "deliveries": {"type": "array", "items": _DELIVERY}},
-                }}}}, "Recent alerts."),
-                "400": _json(_ERROR, "Bad query parameter."),
+                }}, "next_cursor": _NEXT_CURSOR}}, "Recent alerts."),
+                "400": _json(_ERROR, "Bad limit or cursor."),
             },
         }},
         "/v1/spend": {"get": {
@@ -195,6 +205,10 @@ OPENAPI: dict[str, Any] = {
                 {"name": "window", "in": "query", "schema": {"type": "string", "pattern": "^[1-9][0-9]*[smhd]$",
                                                              "default": "1h"},
                  "description": "How far back from the newest event time: 5m, 1h, 24h (at most the 24 h horizon)."},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000,
+                                                            "default": 1000},
+                 "description": "Keys per page (biggest spend first); without group_by/window."},
+                _CURSOR,
             ],
             "responses": {"200": _json({"type": "object", "properties": {
                 "bucket_seconds": {"type": "number"},
@@ -206,8 +220,9 @@ OPENAPI: dict[str, Any] = {
                 }}},
                 "counters": {"type": "object", "additionalProperties": {"type": "number"}},  # detector_seconds
                 "unpriced_models": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "next_cursor": _NEXT_CURSOR,
             }}, "Spend windows (or, with group_by/window, segmented spend)."),
-                "400": _json(_ERROR, "Bad group_by or window (the error names the parameter and the rule).")},
+                "400": _json(_ERROR, "Bad group_by, window, limit or cursor (the error names the parameter and the rule).")},
         }},
         "/v1/events": {"post": {
             "summary": "Ingest usage events: one JSON object, a JSON array, or NDJSON.",
@@ -275,7 +290,8 @@ OPENAPI: dict[str, Any] = {
 
 
 def _require_tokens(document: dict[str, Any]) -> None:
-    """Every ``/v1/*`` route and ``/metrics`` takes a bearer token (reads a read or write token);
+    """Every ``/v1/*`` route and ``/metrics`` takes a bearer token (reads a read or write token, writes
+    a write token: 403 for a read token);
     Slack's callback is signed instead; bodies are read under a limit and a timeout."""
     for path, item in document["paths"].items():
         for method, operation in item.items():
@@ -291,6 +307,9 @@ def _require_tokens(document: dict[str, Any]) -> None:
             if (path.startswith("/v1/") or path == "/metrics") and path != "/v1/slack/interactivity":
                 operation.setdefault("security", [{"bearer": []}])
                 responses.setdefault("401", _json(_ERROR, "Missing or invalid bearer token."))
+                if method != "get":
+                    responses["403"] = _json(_ERROR, "A read-only token (SPENDSENTRY_READ_TOKENS): writes need "
+                                                     "a token of SPENDSENTRY_API_TOKENS.")
 
 
 _require_tokens(OPENAPI)

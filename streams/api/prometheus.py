@@ -82,6 +82,20 @@ def render(runtime: ApiState) -> str:
                [({}, runtime.deadletters)])
     out.family("spendsentry_consumer_lag_messages", "gauge", "Unprocessed usage messages per partition.",
                [({"partition": str(p)}, lag) for p, lag in sorted(runtime.consumer_lag().items())])
+    out.family("spendsentry_agent_restarts_total", "counter", "Agent crashes (each one restarted by Faust's supervisor).",
+               [({"agent": name}, n) for name, n in sorted(runtime.health.restarts.items())])
+    out.family("spendsentry_partition_seconds_since_progress", "gauge",
+               "Seconds since the usage partition's offset last advanced (since assignment if never).",
+               [({"partition": str(p)}, round(age, 3)) for p, age in sorted(runtime.progress_ages().items())])
+    out.family("spendsentry_keys_folded_total", "counter",
+               "Events whose new key was counted under its family's __other__ key (SPENDSENTRY_MAX_KEYS reached).",
+               [({}, counters.folded)])
+    out.family("spendsentry_events_future_total", "counter",
+               "Events dead-lettered for a timestamp beyond SPENDSENTRY_MAX_FUTURE_SECONDS ahead of the clock.",
+               [({}, counters.future)])
+    out.family("spendsentry_processing_errors_total", "counter",
+               "Messages or events whose processing raised an unexpected error (dead-lettered).",
+               [({}, counters.errors)])
     out.family("spendsentry_alerts_total", "counter", "Alert state changes emitted.",
                [({"type": t, "severity": sev, "status": st}, n) for (t, sev, st), n in sorted(runtime.alerts_published.items())])
     out.family("spendsentry_deliveries_total", "counter", "Alert deliveries by sink and outcome.",

@@ -13,7 +13,7 @@ from alerts.ssrf import SsrfGuard
 from schemas.budget import Budget, validate_budget
 from schemas.subscription import Subscription, validate_subscription
 from streams.api.spend_views import spend_segments, wants_segments
-from streams.api.auth import bearer_error
+from streams.api.auth import write_error
 from streams.api.dashboard import register_dashboard
 from streams.api.resources import Resource, error, parse_body
 from streams.api.ingest import parse_events
@@ -23,6 +23,7 @@ from streams.api.web_guard import off_loop, read_body, read_gate, vet_destinatio
 
 from streams.api.state import ApiState
 from streams.core.attribution import parse_window
+from streams.core.paging import ALERT_CURSOR, SPEND_CURSOR, decode_cursor, page
 
 
 def _limit(request: Any, default: int = 100, maximum: int = 500) -> int:
@@ -32,6 +33,12 @@ def _limit(request: Any, default: int = 100, maximum: int = 500) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= maximum:
         raise ValueError(f"limit: must be an integer from 1 to {maximum} (got {raw!r})")
     return int(raw)
+
+
+def _spend_order(item: tuple[Any, Any]) -> tuple[float, str]:
+    """``GET /v1/spend`` order: biggest spend first, then by key name (the cursor is this key)."""
+    state = item[1]
+    return -round(state.total_cost, 6), state.name
 
 
 def _reply(view: faust.web.View, response: tuple[int, Any]) -> Any:
@@ -48,8 +55,8 @@ def _resource_pages(app: faust.App, runtime: ApiState, path: str, resource: Reso
     settings = runtime.settings
 
     async def authorized_body(request: Any) -> dict[str, Any] | tuple[int, Any]:
-        if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
-            return error(401, reason)
+        if (refused := write_error(request.headers, settings)) is not None:
+            return error(*refused)
         raw = await read_body(request, settings.max_body_bytes, settings.web_read_timeout_s)
         if isinstance(raw, tuple):
             return raw
@@ -87,8 +94,8 @@ def _resource_pages(app: faust.App, runtime: ApiState, path: str, resource: Reso
                           else await durable(resource.replace(record_id, body, merge=True)))
 
         async def delete(self, request: Any, record_id: str) -> Any:
-            if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
-                return _reply(self, error(401, reason))
+            if (refused := write_error(request.headers, settings)) is not None:
+                return _reply(self, error(*refused))
             return _reply(self, await durable(resource.delete(record_id)))
 
     app.page(path)(Collection)
@@ -126,8 +133,8 @@ def register_pages(app: faust.App, runtime: ApiState) -> None:
     @app.page("/v1/alerts/{alert_id}/feedback")
     class Feedback(faust.web.View):
         async def post(self, request: Any, alert_id: str) -> Any:
-            if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
-                return self.json({"error": reason}, status=401)
+            if (refused := write_error(request.headers, settings)) is not None:
+                return _reply(self, error(*refused))
             raw = await read_body(request, settings.max_body_bytes, settings.web_read_timeout_s)
             body = raw if isinstance(raw, tuple) else parse_body(raw, settings.max_body_bytes)
             if isinstance(body, tuple):
@@ -157,35 +164,46 @@ def register_pages(app: faust.App, runtime: ApiState) -> None:
     @app.page("/healthz")
     async def healthz(view: faust.web.View, request: Any) -> Any:
         ready = runtime.ready()
-        body = {"status": "ok" if ready else "starting", "recovered": ready,
+        problems = runtime.problems()
+        status = "unwell" if problems else "ok" if ready else "starting"
+        body = {"status": status, "recovered": ready, "problems": problems,
                 "partitions": sorted(runtime.engines.engines)}
-        return view.json(body, status=200 if ready else 503)
+        return view.json(body, status=200 if ready and not problems else 503)
 
     @app.page("/v1/alerts")
     async def alerts(view: faust.web.View, request: Any) -> Any:
         try:
             limit = _limit(request)
+            after = decode_cursor(request.query.get("cursor"), ALERT_CURSOR)
         except ValueError as exc:
             return view.json({"error": str(exc)}, status=400)
-        return view.json({"alerts": runtime.recent_alerts(limit)})
+        records, next_cursor = runtime.recent_alerts(limit, after)
+        return view.json({"alerts": records, "next_cursor": next_cursor})
 
     @app.page("/v1/spend")
     async def spend(view: faust.web.View, request: Any) -> Any:
         if wants_segments(request.query):  # ?group_by=team,pipeline_stage&window=1h
             status, body = spend_segments(runtime, request.query)
             return view.json(body, status=status)
-        keys: list[dict[str, Any]] = []
+        try:
+            limit = _limit(request, default=1000, maximum=10_000)
+            after = decode_cursor(request.query.get("cursor"), SPEND_CURSOR)
+        except ValueError as exc:
+            return view.json({"error": str(exc)}, status=400)
         totals: dict[str, Any] = asdict(runtime.counters())
         unpriced: dict[str, int] = {}
         for engine in runtime.engines.engines.values():
-            keys += engine.spend()
             for (provider, model), count in engine.unpriced_models.items():
                 unpriced[f"{provider}/{model}"] = unpriced.get(f"{provider}/{model}", 0) + count
-        keys.sort(key=lambda k: -k["total_cost_usd"])
+        # one page of keys by spend (biggest first), picked before any key's view is built
+        chosen, next_cursor = page(((engine, state) for engine in runtime.engines.engines.values()
+                                    for state in engine.keys.values()), _spend_order, limit, after)
+        keys = [row for engine, state in chosen for row in engine.spend([state])]
         totals["deadletters"] = runtime.deadletters
         return view.json({
             "bucket_seconds": runtime.settings.bucket_seconds,
             "keys": keys,
+            "next_cursor": next_cursor,
             "counters": totals,
             "unpriced_models": unpriced,
             # imported bills (FOCUS) judged at their own grain, per service and account
@@ -197,8 +215,8 @@ def register_pages(app: faust.App, runtime: ApiState) -> None:
         async def post(self, request: Any) -> Any:
             """Ingest usage events over HTTP: one object, a JSON array or NDJSON."""
             settings = runtime.settings
-            if (reason := bearer_error(request.headers, settings.api_tokens)) is not None:
-                return self.json({"error": reason}, status=401)
+            if (refused := write_error(request.headers, settings)) is not None:
+                return _reply(self, error(*refused))
             fmt = request.query.get("format", "canonical")
             if fmt not in runtime.formats:
                 return self.json({"error": f"format: unknown {fmt!r} (use one of {', '.join(sorted(runtime.formats))})"},

@@ -41,6 +41,12 @@ class GpuState(Protocol):
     def view(self, window_s: float) -> dict[str, Any]: ...
 
 
+class HealthState(Protocol):
+    """The worker's own condition: agent restarts by agent name."""
+
+    restarts: Mapping[str, int]
+
+
 class ApiState(Protocol):
     """Everything a route, the metrics page or a spend view may read or ask of the worker."""
 
@@ -53,8 +59,13 @@ class ApiState(Protocol):
     formats: set[str]
     normalize: Normalizer | None
     gpu: GpuState | None
+    health: HealthState
 
     def ready(self) -> bool: ...
+
+    def problems(self) -> list[str]: ...
+
+    def progress_ages(self) -> dict[int, float]: ...
 
     async def flush_writes(self) -> None: ...
 
@@ -66,7 +77,7 @@ class ApiState(Protocol):
 
     async def feedback(self, alert_id: str, action: Any, *, user: Any = None) -> tuple[int, dict[str, Any]]: ...
 
-    def recent_alerts(self, limit: int) -> list[dict[str, Any]]: ...
+    def recent_alerts(self, limit: int, after: tuple | None = None) -> tuple[list[dict[str, Any]], str | None]: ...
 
     async def send_usage(self, events: list[UsageEvent]) -> None: ...
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Iterable
 
 import orjson
@@ -72,11 +72,16 @@ class _Progress:
 
 
 def backtest(lines: Iterable[bytes], output: IO[bytes], config: EngineConfig, pricer: Pricer,
-             progress: IO[str] | None = None, budgets: Iterable[Budget] = ()) -> BacktestSummary:
+             progress: IO[str] | None = None, budgets: Iterable[Budget] = (),
+             max_future_s: float | None = None) -> BacktestSummary:
     """Feed every line to one engine (and its budgets to one budget book, as the worker's
     budget agent does); write alerts as JSON Lines to ``output``. Empty lines are skipped but
-    counted, so ``summary.errors`` names each invalid line by its number in the file."""
-    engine = Engine(config, pricer)
+    counted, so ``summary.errors`` names each invalid line by its number in the file.
+
+    A file is history, so the worker's wall-clock bound on event time does not apply; with
+    ``max_future_s`` an event stamped further ahead of the running watermark of the input is
+    rejected (counted invalid) and never moves it (``--max-future-seconds``)."""
+    engine = Engine(replace(config, clock=None, max_future_s=max_future_s), pricer)
     budgets = list(budgets)
     engine.budget_partials.set_budgets(budgets)
     book = BudgetBook(budgets)

@@ -21,6 +21,17 @@ LOG_LEVELS = {"crit": logging.CRITICAL, "error": logging.ERROR, "warn": logging.
               "debug": logging.DEBUG}
 
 
+def _non_negative(raw: str) -> float:
+    """An argparse type: a finite number of seconds, 0 or more (one clear error otherwise)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{raw!r}: must be a finite number >= 0")
+    return value
+
+
 def _settings():
     from streams.config import Settings
 
@@ -139,7 +150,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     lines = stripped_lines(args.events, "events")
     tune_gc()
     with open(args.output, "wb") as output:
-        summary = backtest(lines, output, settings.engine_config(), pricer, budgets=budgets)
+        summary = backtest(lines, output, settings.engine_config(), pricer, budgets=budgets,
+                           max_future_s=args.max_future_seconds)
     if summary.events == 0 and summary.invalid == 0:
         raise SchemaError(f"{args.events}: no events (the file is empty); backtest needs JSON Lines usage events")
     for line in summary.lines():
@@ -223,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="instead of events: a plain 'timestamp,value' CSV series; writes "
                                "'timestamp,value,anomaly_score' (score in [0, 1]) to --output")
     backtest.add_argument("--output", required=True, help="where to write alerts (JSON Lines), or scores with --series")
+    backtest.add_argument("--max-future-seconds", type=_non_negative, default=None, metavar="S",
+                          help="reject events stamped more than S seconds ahead of the running watermark of the "
+                               "input (default: no bound; a file may have gaps longer than any bound)")
     backtest.set_defaults(func=cmd_backtest)
 
     bench = sub.add_parser("bench", help="throughput ceilings, worker throughput, alert latency, backtest and RSS "

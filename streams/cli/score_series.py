@@ -1,7 +1,8 @@
 """``spendsentry backtest --series``: a plain ``timestamp,value`` CSV through the detector family.
 
 Pure (no Kafka, no engine): every row is one bucket of one key, scored then learned, exactly as
-the engine does per closed bucket. Output: ``timestamp,value,anomaly_score`` (score in [0, 1]),
+the engine does per closed bucket, through the seasonal detector's anomaly likelihood
+(:class:`detectors.series.LikelihoodSeriesDetector`). Output: ``timestamp,value,anomaly_score`` (score in [0, 1]),
 the NAB result format, so any labelled benchmark can be scored.
 """
 
@@ -16,7 +17,7 @@ from typing import Callable, Iterable, Iterator
 
 from detectors.base import Detector
 from schemas.errors import ConfigError, SchemaError
-from detectors.series import SeasonalSeriesDetector
+from detectors.series import LikelihoodSeriesDetector
 
 
 def parse_time(text: str) -> float:
@@ -40,7 +41,7 @@ def parse_time(text: str) -> float:
 
 
 def score_series(rows: Iterable[tuple[float, float]],
-                 detector_factory: Callable[[], Detector] = SeasonalSeriesDetector) -> Iterator[float]:
+                 detector_factory: Callable[[], Detector] = LikelihoodSeriesDetector) -> Iterator[float]:
     """Anomaly score in [0, 1] for each ``(epoch_seconds, value)``, in order (score, then learn)."""
     detector = detector_factory()
     for t, value in rows:
@@ -105,7 +106,7 @@ def read_series(source: str | Path) -> list[tuple[str, str, float, float]]:
 
 
 def score_series_file(source: str | Path, output: str | Path,
-                      detector_factory: Callable[[], Detector] = SeasonalSeriesDetector) -> int:
+                      detector_factory: Callable[[], Detector] = LikelihoodSeriesDetector) -> int:
     """Read ``timestamp,value`` (header required), write ``timestamp,value,anomaly_score``; rows written."""
     rows = read_series(source)
     n = 0

@@ -42,6 +42,9 @@ from detectors.bill_grain import BILL_TAG, BillGrainDetector
 log = logging.getLogger("spendsentry.engine")
 
 ALERT_TYPE = "cost_spike"
+#: the one key of a family that every new key folds into once the family holds ``max_keys`` keys
+OTHER = "__other__"
+log = logging.getLogger("spendsentry.engine")
 #: field that marks a control message (feedback) on the usage topic
 CONTROL = "__control__"
 CONTROL_MARK = b'"__control__"'
@@ -72,6 +75,12 @@ class EngineConfig:
     detector_factory: Callable[[], Detector] = SeasonalSpendDetector
     #: per-bucket attribution segments and the tag policy (streams/core/attribution.py); None = off
     attribution: AttributionConfig | None = None
+    #: keys per family (and models in ``unpriced_models``) before new ones fold into ``__other__``
+    max_keys: int = 10_000
+    #: an event stamped more than this ahead of ``clock()`` (or, with no clock, of the engine's
+    #: running watermark) is dead-lettered and never moves the watermark; None = no bound
+    max_future_s: float | None = None
+    clock: Callable[[], float] | None = None
 
 
 @dataclass(slots=True)
@@ -94,6 +103,12 @@ class Counters:
     buckets_closed: int = 0
     alerts: int = 0
     detector_seconds: float = 0.0
+    #: events dead-lettered for a timestamp too far ahead (also counted in ``invalid``)
+    future: int = 0
+    #: events whose new key was folded into its family's ``__other__`` key (the cap was reached)
+    folded: int = 0
+    #: messages or events whose processing raised an unexpected error (also counted in ``invalid``)
+    errors: int = 0
 
     def add(self, other: Counters) -> None:
         for name in self.__slots__:  # type: ignore[attr-defined]
@@ -146,6 +161,9 @@ class Engine:
         self.segments = SegmentStore(config.attribution, config.bucket_seconds) if config.attribution else None
         #: imported bill rows (FOCUS), judged at their own grain; made on the first one
         self.bills: BillGrainDetector | None = None
+        #: keys per family (for the ``max_keys`` cap) and the families that already logged their fold
+        self.family_sizes = [0] * len(self._families)
+        self._folded_logged: set[int] = set()
         self.expected = ExpectedHistory(config.attribution.horizon_s if config.attribution else 86_400.0, self._size)
         #: new incidents of the time step being closed, merged across families by :meth:`_merge`
         self._pending: list[tuple[KeyState, Alert]] = []
@@ -154,16 +172,47 @@ class Engine:
         #: (family index, values of the dimensions other than ``model``) -> keys of that family
         self._by_rest: dict[tuple, list[KeyState]] = {}
 
+    def future_limit(self) -> float:
+        """The latest event time accepted now (``inf`` with no bound or before the first event)."""
+        config = self.config
+        if config.max_future_s is None:
+            return float("inf")
+        if config.clock is not None:
+            return config.clock() + config.max_future_s
+        return self.max_ts + config.max_future_s if self.max_ts else float("inf")
+
     # -- input -------------------------------------------------------------------------
     def ingest(self, raw: bytes) -> list[DeadLetter]:
-        """Decode one message (an event or a JSON array of events) and add what is valid."""
+        """Decode one message (an event or a JSON array of events) and add what is valid.
+
+        Never raises: whatever goes wrong with the message (or one element of it), including an
+        unexpected error in pricing, attribution or detection, becomes a dead letter with its
+        reason, so one bad message never stops the stream (docs/operations/guarantees.md).
+        """
+        try:
+            return self._ingest(raw)
+        except Exception as exc:  # isolation: the message is the unit of failure, not the stream
+            self.counters.invalid += 1
+            self.counters.errors += 1
+            return [DeadLetter(_unexpected(exc), raw)]
+
+    def _ingest(self, raw: bytes) -> list[DeadLetter]:
         if CONTROL_MARK not in raw:
-            events = decode_usage(raw)
-            if events is not None:  # every event valid: the hot path
+            try:
+                events = decode_usage(raw)
+            except RecursionError:
+                events = None  # nested deeper than the typed decoder recurses: orjson says why below
+            if events is not None:  # every event well-formed: the hot path
                 add = self.add
-                for event in events:
-                    add(event)
-                return []
+                dead: list[DeadLetter] = []
+                for index, event in enumerate(events):
+                    try:
+                        add(event)
+                    except Exception as exc:
+                        whole = len(events) == 1 and raw.lstrip()[:1] != b"["
+                        dead.append(self._reject(exc, raw if whole else orjson.dumps(event.to_dict()),
+                                                 None if whole else index))
+                return dead
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -175,29 +224,42 @@ class Engine:
                 return [DeadLetter("control records are not accepted on the usage topic", raw)]
             try:
                 self.add(validate_usage(data))
-            except SchemaError as exc:
-                self.counters.invalid += 1
-                return [_dead(exc, raw)]
+            except Exception as exc:
+                return [self._reject(exc, raw)]
             return []
         if not isinstance(data, list):
             self.counters.invalid += 1
             err = DecodeError(f"message must be a JSON object or array of objects, got {type(data).__name__}")
             return [DeadLetter(err.reason, raw)]
-        dead: list[DeadLetter] = []
+        dead = []
         for index, item in enumerate(data):
             try:
                 self.add(validate_usage(item))
-            except SchemaError as exc:
-                self.counters.invalid += 1
-                dead.append(_dead(exc, orjson.dumps(item), index))
+            except Exception as exc:
+                dead.append(self._reject(exc, orjson.dumps(item), index))
         return dead
 
+    def _reject(self, exc: Exception, original: bytes, index: int | None = None) -> DeadLetter:
+        """The dead letter of one message or array element that raised ``exc``."""
+        self.counters.invalid += 1
+        if isinstance(exc, SchemaError):
+            return _dead(exc, original, index)
+        self.counters.errors += 1
+        return DeadLetter(_unexpected(exc), original, None, index)
+
     def add(self, event: UsageEvent) -> None:
-        """Add one validated event; closes buckets the event's time carries the watermark past."""
+        """Add one validated event; closes buckets the event's time carries the watermark past.
+
+        Raises :class:`FutureEventError` (and changes nothing) when the event is stamped further
+        ahead than ``max_future_s``."""
+        ts = event.timestamp
+        if self.config.max_future_s is not None and ts > self.future_limit():
+            self.counters.future += 1
+            raise FutureEventError(ts, self.future_limit(), self.config.max_future_s,
+                                   "wall clock" if self.config.clock is not None else "watermark")
         if event.tags and BILL_TAG in event.tags:
             return self._add_bill(event)
         size = self._size
-        ts = event.timestamp
         start = ts - ts % size
         cost = event.cost_usd
         unpriced = False
@@ -216,7 +278,11 @@ class Engine:
                 continue  # a finer family needs every dimension (an event without a service is its model's)
             state = keys.get((family_index, key))
             if state is None:
-                state = self._new_state(family_index, dims, key)
+                if self.family_sizes[family_index] >= self.config.max_keys:
+                    key = self._fold(family_index, dims)
+                    state = keys.get((family_index, key))
+                if state is None:
+                    state = self._new_state(family_index, dims, key)
             bucket = None if late else state.open.get(start)
             if family_index == 0 and bucket is not None and digest in bucket.ids:
                 self.counters.duplicates += 1
@@ -254,7 +320,10 @@ class Engine:
             counters.late += 1
         if unpriced:
             counters.unpriced += 1
-            self.unpriced_models[(event.provider, event.model)] += 1
+            model = (event.provider, event.model)
+            if model not in self.unpriced_models and len(self.unpriced_models) >= self.config.max_keys:
+                model = (OTHER, OTHER)
+            self.unpriced_models[model] += 1
         if ts > self.max_ts:
             self.max_ts = ts
             if ts - self.config.allowed_lateness_s - size >= self.closed_until:
@@ -407,12 +476,22 @@ class Engine:
             detector.use_mix = False  # a mixture of finer keys: its cost per request moves with their mix
         state = KeyState(key_name(named), named, detector, Lifecycle(self.config.resolve_after))
         self.keys[(family_index, key)] = state
+        self.family_sizes[family_index] += 1
         parent = self._parent_id(named)
         if family_index and parent is not None:
             self._children.setdefault(parent, []).append(state)
         if "model" in named:
             self._by_rest.setdefault(_rest(family_index, named), []).append(state)
         return state
+
+    def _fold(self, family_index: int, dims: tuple[str, ...]) -> tuple:
+        """The ``__other__`` key a new key of a full family is counted under (logged once)."""
+        self.counters.folded += 1
+        if family_index not in self._folded_logged:
+            self._folded_logged.add(family_index)
+            log.warning("key family %s holds %d keys (SPENDSENTRY_MAX_KEYS): new keys are counted under %s",
+                        ",".join(dims), self.config.max_keys, OTHER)
+        return (OTHER,) * len(dims)
 
     # -- one incident per cause ------------------------------------------------------------
     def _emit(self, state: KeyState, alert: Alert) -> None:
@@ -555,10 +634,10 @@ class Engine:
         return self.keys.get((family_index, values)) or self._new_state(family_index, dims, values)
 
     # -- views ---------------------------------------------------------------------------
-    def spend(self) -> list[dict[str, Any]]:
-        """Current windows per key, for ``GET /v1/spend``."""
+    def spend(self, states: Iterable[KeyState] | None = None) -> list[dict[str, Any]]:
+        """Current windows per key (of ``states``, default all), for ``GET /v1/spend``."""
         out = []
-        for state in self.keys.values():
+        for state in self.keys.values() if states is None else states:
             out.append({
                 "key": state.key,
                 "total_cost_usd": round(state.total_cost, 6),
@@ -585,6 +664,21 @@ def _by_name(state: KeyState) -> str:
 
 def _rest(family_index: int, named: dict[str, str]) -> tuple:
     return (family_index, tuple(v for d, v in named.items() if d != "model"))
+
+
+class FutureEventError(ValidationError):
+    """An event stamped further ahead than ``max_future_s``: it would move the watermark past every
+    real event and blind detection, so it is dead-lettered instead."""
+
+    def __init__(self, timestamp: float, limit: float, max_future_s: float, against: str) -> None:
+        super().__init__("timestamp", timestamp,
+                         f"more than {max_future_s:g} s ahead of the {against} (latest accepted {limit:.3f})")
+
+
+def _unexpected(exc: BaseException) -> str:
+    """Dead-letter reason of an unexpected error: its type and message, bounded."""
+    text = f"processing failed: {type(exc).__name__}: {exc}"
+    return text if len(text) <= 500 else text[:497] + "..."
 
 
 def _dead(exc: SchemaError, original: bytes, index: int | None = None) -> DeadLetter:

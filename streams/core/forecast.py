@@ -9,11 +9,14 @@ Given what was spent so far in the period and the spend of the complete days bef
 * **weekday factors** (each weekday's mean ÷ the overall mean) once there are three full weeks of
   days; 1 before that;
 * **level and slope**: a least-squares line through the last ``TREND_DAYS`` deseasonalised days,
-  read at the last day;
+  read at the last day, once there are ``TREND_MIN_DAYS`` of them; before that the mean, flat (a
+  line through three days turns a weekend dip into a month-long fall: 114-187 % error at day 7 in
+  ``python -m bench.forecast_eval``);
 * **80 % interval**: ``± 1.2816 σ sqrt(L + L² / n + S² / Sxx)`` where ``σ`` is the spread of those
   days around the line, ``L`` the days left (weighted by their weekday factors), ``n`` the days
   fitted and ``S² / Sxx`` the uncertainty of the slope carried to the days left: the daily noise
-  plus the line's own error; with fewer than three days ``σ`` is half the level: wide, on purpose.
+  plus the line's own error (no slope term while the forecast is flat); with fewer than three days
+  ``σ`` is half the level: wide, on purpose.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from detectors.burn_rate import BudgetTracker
 
 Z80 = 1.2816
 TREND_DAYS = 14
+TREND_MIN_DAYS = 7
 SEASONAL_MIN_DAYS = 21
 
 
@@ -75,7 +79,7 @@ def forecast(spent: float, daily: Sequence[float], weekdays: Sequence[int],
     x_mean = (n - 1) / 2
     sxx = sum((x - x_mean) ** 2 for x in range(n))
     lever = sum(w * (n - 1 + i - x_mean) for i, w in weights)
-    variance = total + total ** 2 / max(n, 1) + (lever ** 2 / sxx if sxx and n >= 3 else 0.0)
+    variance = total + total ** 2 / max(n, 1) + (lever ** 2 / sxx if n >= TREND_MIN_DAYS else 0.0)
     half = Z80 * sigma * math.sqrt(variance)
     return Forecast(spent_usd=round(spent, 2), projected_usd=round(projected, 2),
                     low_usd=round(max(spent, projected - half), 2), high_usd=round(projected + half, 2),
@@ -91,6 +95,8 @@ def _line(values: Sequence[float]) -> tuple[float, float, float]:
     mean = sum(values) / n
     if n < 3:
         return mean, 0.0, mean / 2
+    if n < TREND_MIN_DAYS:  # too few days to tell a trend from the week's shape: flat
+        return mean, 0.0, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     xs = range(n)
     x_mean = (n - 1) / 2
     sxx = sum((x - x_mean) ** 2 for x in xs)

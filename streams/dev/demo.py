@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
@@ -30,6 +31,8 @@ BURST_MODEL = "gpt-4o"
 BURST_FACTOR = 10.0
 BURST_SECONDS = 180.0
 REPLAY_CHUNK_S = 5.0
+#: while it waits for the alert, the demo says what the worker has done this often
+PROGRESS_EVERY_S = 15.0
 
 
 def free_port() -> int:
@@ -55,6 +58,39 @@ async def wait_ready(url: str, worker: subprocess.Popen, timeout: float = 120.0)
                 pass
             await asyncio.sleep(0.5)
     raise TimeoutError(f"worker not ready after {timeout:.0f}s ({url})")
+
+
+def progress_line(spend: dict[str, Any], health: dict[str, Any], model: str = BURST_MODEL) -> str:
+    """One line of what the worker has done: events counted, buckets closed, the last bucket of
+    ``model`` it judged, and why it is unwell if it is (so a stalled demo says where)."""
+    counters = spend.get("counters", {})
+    line = (f"worker: {counters.get('events', 0):,} events counted, {counters.get('buckets_closed', 0):,} buckets "
+            f"closed, {counters.get('late', 0):,} late, {counters.get('deadletters', 0):,} dead letters")
+    key = next((k for k in spend.get("keys", []) if k.get("key") == {"model": model}), None)
+    last = key and key.get("last_closed")
+    if last:
+        judged = time.strftime("%H:%M", time.localtime(last["start"]))
+        line += (f"; last {model} bucket judged: {judged} ${last['cost_usd']:.2f} "
+                 f"(expected ${last['expected_usd']:.2f}, score {last['score']:.2f})")
+    else:
+        line += f"; no {model} bucket judged yet"
+    if health.get("problems"):
+        line += f"; UNWELL: {'; '.join(health['problems'])}"
+    return line
+
+
+async def report_progress(base_url: str, every_s: float = PROGRESS_EVERY_S) -> None:
+    """Print :func:`progress_line` every ``every_s`` until cancelled."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=5.0) as client:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                spend = (await client.get("/v1/spend")).json()
+                health = (await client.get("/healthz")).json()
+            except (httpx.HTTPError, ValueError) as exc:
+                say(f"worker: no answer from {base_url} ({type(exc).__name__})")
+                continue
+            say(progress_line(spend, health))
 
 
 async def delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
@@ -110,10 +146,12 @@ async def run_demo(history_hours: float = 3.0, burst_after_s: float = 45.0, dura
     with open(log_path, "wb") as log_file:
         worker = subprocess.Popen([sys.executable, "-m", "streams.cli.main", "worker", "-l", "warn"], env=env,
                                   stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    progress: asyncio.Task | None = None
     try:
         await wait_ready(f"http://127.0.0.1:{port}/healthz", worker)
         say(f"worker ready; webhook receiver at {receiver_url}")
         say(f"dashboard: http://127.0.0.1:{port}/ui/  (the burst shows there as it happens)")
+        progress = asyncio.create_task(report_progress(f"http://127.0.0.1:{port}"))
         generator = TrafficGenerator(id_prefix=run_id)
         now = float(int(time.time()))
         async with UsageProducer(bootstrap, f"{prefix}.usage") as producer:
@@ -136,6 +174,8 @@ async def run_demo(history_hours: float = 3.0, burst_after_s: float = 45.0, dura
     except (KeyboardInterrupt, asyncio.CancelledError):
         say("stopping ...")
     finally:
+        if progress is not None:
+            progress.cancel()
         worker.send_signal(signal.SIGTERM)
         try:
             await asyncio.to_thread(worker.wait, 30)

@@ -26,7 +26,7 @@ import orjson
 from schemas.alert import Alert
 from streams.config import Settings
 from streams.core.budgets import Partial
-from streams.core.engine import Pricer
+from streams.core.engine import DeadLetter, Pricer
 from streams.worker.consumer import App
 from streams.worker.runtime import BATCH_MAX, BATCH_WITHIN_S, PERSIST_EVERY_S, Runtime
 
@@ -66,6 +66,7 @@ def create_worker(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtim
         web_application_options={"client_max_size": settings.max_body_bytes + 1},
     )
     runtime = Runtime(app, settings, pricer)
+    app.on_agent_crash = runtime.health.agent_crashed
 
     @app.agent(runtime.usage_topic, name="process_usage")
     async def process_usage(stream: faust.StreamT) -> None:
@@ -113,8 +114,15 @@ def create_worker(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtim
     async def deliver_alerts(stream: faust.StreamT) -> None:
         # grouping is the grouper's window (SPENDSENTRY_GROUP_WINDOW_SECONDS), so a batch waits at most
         # 0.1 s: every wait here adds to alert latency (0.5 s cost 0.3 s of bucket close -> webhook)
-        async for values in stream.take(1000, within=0.1):
-            await runtime.delivery.handle([Alert.from_dict(orjson.loads(v)) for v in values])
+        async for events in stream.take_events(1000, within=0.1):
+            alerts = []
+            for event in events:
+                try:
+                    alerts.append(Alert.from_dict(orjson.loads(event.value)))
+                except Exception as exc:  # one undecodable record is dead-lettered, the rest delivered
+                    await runtime.send_dead(DeadLetter(f"undecodable alert record: {type(exc).__name__}: {exc}"[:500],
+                                                       event.message.value), event.message)
+            await runtime.delivery.handle(alerts)
             await runtime.send_undeliverable()
 
     @app.agent(runtime.budget_spend_topic, name="track_budgets")
@@ -124,7 +132,13 @@ def create_worker(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtim
             by_partition: dict[int, list[tuple[int, Partial]]] = defaultdict(list)
             for event in events:
                 message = event.message
-                by_partition[message.partition].append((message.offset, Partial(**orjson.loads(event.value))))
+                try:
+                    partial = Partial(**orjson.loads(event.value))
+                except Exception as exc:  # one undecodable record is dead-lettered, the rest applied
+                    await runtime.send_dead(DeadLetter(f"undecodable budget-spend record: {type(exc).__name__}: {exc}"[:500],
+                                                       message.value), message)
+                    continue
+                by_partition[message.partition].append((message.offset, partial))
             for partition, partials in by_partition.items():
                 if runtime.owns(settings.budget_spend_topic, partition):
                     await runtime.track_budgets(partition, partials)
@@ -206,6 +220,8 @@ async def _process_partition(runtime: Runtime, partition: int, batch: list[Any],
         last = message.offset
         for dead in engine.ingest(message.value):
             await runtime.send_dead(dead, message)
+    if last != engines.offsets[partition]:
+        runtime.health.progressed(partition)
     engines.offsets[partition] = last
     engines.last_input[partition] = time.monotonic()
     if len(engine.unpriced_models) != unpriced_before:

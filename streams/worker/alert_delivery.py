@@ -116,7 +116,7 @@ class DeliveryService:
             else RetrySchedule(period_s=settings.retry_period_s)
         self.retries = RetryQueue(schedule,
                                   pending=Owned(tables["pending"], owns, id_of=lambda key: key.split("|")[-2]),
-                                  clock=clock)
+                                  clock=clock, lookup=self.router.destination)
         self.log_sink = LogSink()
         self.undeliverable: list[UndeliverableRecord] = []
         #: metrics by sink kind (webhook/slack/pagerduty/log: destinations may hold secrets in URLs)
@@ -145,7 +145,7 @@ class DeliveryService:
                 await self._record(alert, [await self.log_sink.send(alert)])
             for route in routes:
                 await self._group(route, alert)
-            self.delivered[slot] = True
+            self.delivered[slot] = self.clock()  # the time, for retention (streams/worker/retention.py)
         await self.flush_due()
 
     async def _group(self, route: Route, alert: Alert) -> None:
@@ -155,7 +155,7 @@ class DeliveryService:
         waiting_key = f"{dest.key}|{alert.alert_id}"
         if self.grouper.is_waiting(dest.key, alert.type, alert.alert_id):
             self._restored.add(waiting_key)  # already in this process's grouper
-            self.waiting[waiting_key] = {"route": {"destination": dest.to_dict(masked=False),
+            self.waiting[waiting_key] = {"route": {"destination": dest.to_dict(masked=True), "key": dest.key,
                                                    "subscription_id": route.subscription_id,
                                                    "cooldown_s": route.cooldown_s},
                                          "alert": alert.to_dict(), "at": self.clock()}
@@ -186,7 +186,12 @@ class DeliveryService:
             if record is None:
                 continue
             r = record["route"]
-            dest = Destination.from_dict(r["destination"])
+            # found again by key (the table holds it masked); older versions stored it whole
+            dest = self.router.destination(r["key"]) if "key" in r else Destination.from_dict(r["destination"])
+            if dest is None:
+                log.warning("alert %s was waiting for %s, which is no longer configured: dropped",
+                            record["alert"]["alert_id"], r["key"])
+                continue
             self._routes[dest.key] = Route(dest, r.get("subscription_id"), float(r.get("cooldown_s", 0.0)))
             self.grouper.add(dest, Alert.from_dict(record["alert"]), now=float(record["at"]))
 

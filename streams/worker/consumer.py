@@ -12,7 +12,8 @@ which is where ``auto_offset_reset=earliest`` would have started it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import faust
 from faust.transport import by_url
@@ -45,7 +46,15 @@ class Transport(aiokafka_driver.Transport):
 
 
 class App(faust.App):
-    """faust.App whose Kafka consumer is :class:`RewindingConsumer`."""
+    """faust.App whose Kafka consumer is :class:`RewindingConsumer`, and which tells
+    ``on_agent_crash`` (when set) of every agent that raised, before Faust restarts it."""
+
+    on_agent_crash: Callable[[Any, BaseException], Awaitable[None]] | None = None
+
+    async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
+        if self.on_agent_crash is not None:
+            await self.on_agent_crash(agent, exc)
+        await super()._on_agent_error(agent, exc)
 
     def _new_transport(self) -> TransportT:
         transport = by_url(self.conf.broker_consumer[0])

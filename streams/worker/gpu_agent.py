@@ -57,7 +57,15 @@ class GpuRuntime:
         return ledger
 
     def fold(self, partition: int, raw: bytes) -> tuple[list, list[DeadLetter]]:
-        """Alerts and dead letters of one message (an event or an array of events)."""
+        """Alerts and dead letters of one message (an event or an array of events); never raises:
+        an unexpected error dead-letters the message, so one bad message never stops the agent."""
+        try:
+            return self._fold(partition, raw)
+        except Exception as exc:
+            self.invalid += 1
+            return [], [DeadLetter(f"processing failed: {type(exc).__name__}: {exc}"[:500], raw)]
+
+    def _fold(self, partition: int, raw: bytes) -> tuple[list, list[DeadLetter]]:
         ledger = self.ledger(partition)
         try:
             data = orjson.loads(raw)
@@ -75,7 +83,13 @@ class GpuRuntime:
                 dead.append(DeadLetter(exc.reason, orjson.dumps(item) if isinstance(data, list) else raw, error,
                                        index if isinstance(data, list) else None))
                 continue
-            alerts += ledger.observe(event)
+            try:
+                alerts += ledger.observe(event)
+            except Exception as exc:
+                self.invalid += 1
+                dead.append(DeadLetter(f"processing failed: {type(exc).__name__}: {exc}"[:500],
+                                       orjson.dumps(item) if isinstance(data, list) else raw, None,
+                                       index if isinstance(data, list) else None))
         return alerts, dead
 
     def persist(self, partition: int) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.exceptions import ConsumerNotStarted
 
 from alerts.slack_blocks import ACTION_STATES
 from alerts.slack_interactivity import SNOOZE_S
@@ -34,10 +35,12 @@ from streams.core import state_codec
 from streams.core.budgets import BudgetBook, Partial, load_budgets_file
 from streams.core.engine import ALERT_TYPE, CONTROL, Counters, DeadLetter, Pricer
 from streams.core.forecast import Forecast, tracker_forecast
-from streams.producer import message_key
+from streams.core.paging import alert_order, page
+from streams.producer import key_message_key, message_key
 from streams.sources.normalize import Normalizer
 from streams.worker.alert_delivery import DeliveryService, JsonTable, partition_of
 from streams.worker.digests import DigestService
+from streams.worker.health import Health
 from streams.worker.partition_engines import PartitionEngines, persist
 
 log = logging.getLogger("spendsentry.streams")
@@ -50,6 +53,9 @@ BATCH_WITHIN_S = 0.2
 #: engine state is snapshotted (and the events it counts acked) at most this often per partition:
 #: alerts still go out after every batch, but a hot key is written once per second, not per batch
 PERSIST_EVERY_S = 1.0
+#: a dead-letter record keeps at most this much of the original message (plus its headers), so
+#: a message at the broker's size limit still fits in one dead-letter record
+DEADLETTER_MAX_BYTES = 900_000
 
 
 class Runtime:
@@ -104,6 +110,8 @@ class Runtime:
         self.gpu: Any = None
         self.digests = DigestService(settings, self.tables, lambda: self.engines.engines, self.delivery,
                                      owns=self.owns_alert)
+        #: agent crashes and per-partition progress, for /healthz and /metrics
+        self.health = Health(settings.stall_s)
 
     async def send_dead(self, dead: DeadLetter, message: Any) -> None:
         """Dead-letter record: the original bytes as value, the reason and origin in headers."""
@@ -116,8 +124,12 @@ class Runtime:
             headers["spendsentry-error"] = orjson.dumps(dead.error)
         if dead.index is not None:
             headers["spendsentry-index"] = str(dead.index).encode()
-        log.warning("dead letter %s/%d/%d: %s", message.topic, message.partition, message.offset, dead.reason)
-        await self.deadletter_topic.send(key=message.key, value=dead.original, headers=headers)
+        value = dead.original
+        if len(value) > DEADLETTER_MAX_BYTES:
+            headers["spendsentry-truncated-from"] = str(len(value)).encode()
+            value = value[:DEADLETTER_MAX_BYTES]
+        log.warning("dead letter %s/%d/%d: %s", message.topic, message.partition, message.offset, dead.reason[:300])
+        await self.deadletter_topic.send(key=message.key, value=value, headers=headers)
 
     async def send_usage(self, events: list[UsageEvent]) -> None:
         """Write validated events to the usage topic, one JSON array per partition key."""
@@ -164,6 +176,23 @@ class Runtime:
             if engine is not None:
                 self.retired.add(engine.counters)
         self.engines.drop(partitions)
+        self.health.forget(partitions)
+
+    def problems(self) -> list[str]:
+        """Why the worker is unwell now (an agent crashed recently, a partition with lag stalled,
+        recovery stuck); empty when healthy."""
+        return self.health.problems(self._lag_if_started(), self.app.tables.recovery.completed.is_set())
+
+    def progress_ages(self) -> dict[int, float]:
+        """Seconds since each assigned usage partition last advanced."""
+        return self.health.seconds_since_progress(set(self._lag_if_started()))
+
+    def _lag_if_started(self) -> dict[int, int]:
+        """:meth:`consumer_lag`, or no partitions while the consumer is not started yet."""
+        try:
+            return self.consumer_lag()
+        except ConsumerNotStarted:
+            return {}
 
     def owns(self, topic: str, partition: int) -> bool:
         return (topic, partition) not in self.revoked
@@ -273,7 +302,7 @@ class Runtime:
             self.delivery.snoozed[alert_id] = time.time() + SNOOZE_S
         if action == "expected" and alert.type == ALERT_TYPE:
             control = {CONTROL: "feedback", "action": "expected", "alert_id": alert_id, "key": alert.key}
-            await self.control_topic.send(key=message_key(alert.key, self.settings.group_bys[0]),
+            await self.control_topic.send(key=key_message_key(alert.key, self.settings.group_bys[0]),
                                           value=orjson.dumps(control))
         state = ACTION_STATES[action]
         for channel in {d["sink"].split(":", 1)[1] for d in record["deliveries"] if d["sink"].startswith("slack:")}:
@@ -317,10 +346,10 @@ class Runtime:
             log.error("alert %s undeliverable to %s: %s", record.alert["alert_id"], record.destination_key, record.reason)
             await self.undeliverable_topic.send(key=record.alert["alert_id"].encode(), value=orjson.dumps(record.to_dict()))
 
-    def recent_alerts(self, limit: int) -> list[dict[str, Any]]:
-        records = list(self.delivery.recent.values())
-        records.sort(key=lambda r: (r["alert"]["triggered_at"], r["alert"]["status"]), reverse=True)
-        return records[:limit]
+    def recent_alerts(self, limit: int, after: tuple | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first (resolved before firing at the same time): one page after the cursor key
+        ``after``, and the next page's cursor (see :func:`streams.core.paging.page`)."""
+        return page(self.delivery.recent.values(), alert_order, limit, after)
 
 
 def _bytes_table(app: faust.App, name: str, partitions: int) -> faust.Table:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import orjson
 
 from alerts.cloudevents import CONTENT_TYPE, validate_cloudevent
-from alerts.delivery import RetryQueue, RetrySchedule, UndeliverableRecord, redeliver
+from alerts.delivery import PendingDelivery, RetryQueue, RetrySchedule, UndeliverableRecord, redeliver
 from alerts.receiver import WebhookReceiver
 from alerts.retry import NoRetry
 from alerts.signing import generate_secret
+from alerts.sink_protocol import DeliveryResult
 from alerts.sinks.webhook import WebhookSink, webhook_id
 from schemas.alert import Alert
 from schemas.subscription import Destination
@@ -173,3 +174,41 @@ async def test_a_resolution_keeps_waiting_while_its_firing_still_fails() -> None
     now[0] = 6.0
     await queue.run_due(send)
     assert sent == ["firing"] and len(queue.pending) == 2
+
+
+async def test_pending_retries_hold_no_secret_and_find_the_destination_again_by_key() -> None:
+    """A restarted worker's queue (``lookup``: the configured destinations) reads the pending table:
+    the retry goes to the configured destination; one no longer configured is given up on."""
+    url = "https://hooks.example.com/services/T0/B0/SECRETPATH?token=SECRETQUERY"
+    dest = Destination("webhook", url=url, secret=SECRET)
+    table: dict = {}
+    failed = DeliveryResult(sink=dest.key, ok=False, error="503")
+    RetryQueue(RetrySchedule(delays=(5.0,), jitter=0.0), pending=table, clock=lambda: 0.0).on_result(
+        make_alert(), dest, failed)
+    stored = orjson.dumps(table)
+    assert b"SECRETPATH" not in stored and b"SECRETQUERY" not in stored and SECRET.encode() not in stored
+
+    sent: list[Destination] = []
+
+    async def send(d: Destination, a: Alert) -> DeliveryResult:
+        sent.append(d)
+        return DeliveryResult(sink=d.key, ok=True)
+
+    configured = {dest.key: dest}
+    restarted = RetryQueue(pending=dict(table), clock=lambda: 10.0, lookup=configured.get)
+    [(_, result)], [] = await restarted.run_due(send)
+    assert result.ok and sent == [dest]  # the whole URL and secret, from the configuration
+    gone = RetryQueue(pending=dict(table), clock=lambda: 10.0, lookup={}.get)
+    [(_, result)], [record] = await gone.run_due(send)
+    assert record.reason == f"destination {dest.key} is no longer configured" and len(sent) == 1
+
+
+def test_a_pending_retry_written_before_masking_is_read_masked_and_moved_to_its_key() -> None:
+    dest = Destination("webhook", url="https://hooks.example.com/services/T0/B0/SECRETPATH", secret=SECRET)
+    old = {"alert": make_alert().to_dict(), "destination": dest.to_dict(masked=False), "sink": dest.key,
+           "first_attempt_at": 0.0, "next_at": 5.0}
+    item = PendingDelivery.from_dict(old)
+    assert item.destination_key == dest.key and item.destination == dest.to_dict(masked=True)
+    table = {f"webhook:{dest.url}|{item.alert['alert_id']}|firing": old}
+    assert [i.slot for i in RetryQueue(pending=table, clock=lambda: 10.0).due()] == [item.slot]
+    assert list(table) == [item.slot] and b"SECRETPATH" not in orjson.dumps(table)  # moved, masked

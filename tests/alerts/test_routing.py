@@ -6,6 +6,8 @@ import pickle
 from dataclasses import replace
 from typing import Any
 
+import orjson
+
 from alerts.routing import Grouper, NotificationGate, Router
 from alerts.signing import generate_secret
 from schemas.alert import Alert
@@ -120,3 +122,46 @@ def test_gate_once_per_incident_escalation_and_cooldown() -> None:
     assert gate.admit(dest, make_alert("resolved"), now=70)
     assert not gate.admit(dest, make_alert("resolved"), now=71)
     assert not NotificationGate().admit(dest, make_alert("resolved"))  # never fired here
+
+
+def test_gate_sends_a_reopened_incident_once_per_reopen() -> None:
+    gate = NotificationGate(clock=lambda: 0.0)
+    dest = Destination("slack", channel="#c")
+    alert = make_alert()
+    reopened = replace(alert, details={**alert.details, "reopened": True})
+    assert gate.admit(dest, alert, now=0)
+    assert gate.admit(dest, make_alert("resolved"), now=10)
+    assert not gate.admit(dest, alert, now=20)  # a plain repeat after the resolution stays refused
+    assert gate.admit(dest, replace(reopened, severity="info"), cooldown_s=600, now=30)  # news, whatever severity
+    assert not gate.admit(dest, replace(reopened, severity="info"), now=31)  # once per reopen
+    assert gate.admit(dest, make_alert("resolved"), now=40)
+    assert gate.admit(dest, reopened, now=50)  # the next reopen pages again
+
+
+def test_remembered_routes_hold_no_secret_and_a_restarted_router_finds_them_by_key() -> None:
+    hook = {"type": "webhook", "url": "https://h.example.com/services/T0/B0/SECRETPATH?token=SECRETQUERY",
+            "secret": generate_secret()}
+    routes: dict = {}
+    Router([sub({"model": "gpt-4o"}, hook)], routes=routes).route(make_alert())
+    stored = orjson.dumps(routes)
+    assert b"SECRETPATH" not in stored and b"SECRETQUERY" not in stored and hook["secret"].encode() not in stored
+    restarted = Router([sub({"model": "nothing-matches"}, hook)], routes=dict(routes))
+    (route,) = restarted.route(make_alert("resolved"))
+    assert route.destination.url == hook["url"] and route.destination.secret == hook["secret"]
+    assert [] == Router([], routes=dict(routes)).route(make_alert("resolved"))  # deleted before the restart
+
+
+def test_state_written_under_a_webhooks_old_unmasked_key_is_still_found_after_an_upgrade() -> None:
+    """Before issue 13 a webhook's key was ``webhook:<url>``: a firing sent then is resolved after."""
+    hook = {"type": "webhook", "url": "https://h.example.com/services/T0/B0/SECRETPATH", "secret": generate_secret()}
+    subscription = sub({"model": "gpt-4o"}, hook)
+    old_key = f"webhook:{hook['url']}"
+    alert = make_alert()
+    routes = {alert.alert_id: [{"key": old_key, "destination": hook, "subscription_id": subscription.id,
+                                "cooldown_s": 0.0}]}
+    (route,) = Router([subscription], routes=routes).route(make_alert("resolved"))
+    assert route.destination == subscription.destination
+    gate = NotificationGate(sent={f"{old_key}|{alert.alert_id}": {"severity": alert.severity, "status": "firing",
+                                                                    "at": 0.0}})
+    assert not gate.admit(subscription.destination, alert, now=1.0)  # no repeat of the firing
+    assert gate.admit(subscription.destination, make_alert("resolved"), now=1.0)  # its resolve goes out

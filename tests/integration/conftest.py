@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -139,8 +139,21 @@ def make_worker(broker: str, topic_prefix: str, tmp_path: Path) -> Iterator:
     asyncio.run(delete_topics(broker, (topic_prefix,)))
 
 
-async def eventually(check, timeout: float = 60.0, interval: float = 0.5, message: str = "condition"):
-    """Await ``check()`` (sync or async) until it returns something truthy."""
+#: how long a "nothing more happened" check waits first: a grouping window (1.5 s) plus a delivery
+SETTLE_S = 3.0
+
+
+async def settle() -> None:
+    """Give anything still on its way (a late alert, a second delivery) time to arrive before a
+    check that it did not happen."""
+    await asyncio.sleep(SETTLE_S)
+
+
+async def eventually(check, timeout: float = 60.0, interval: float = 0.5, message: Any = "condition"):
+    """Await ``check()`` (sync or async) until it returns something truthy.
+
+    ``message`` is a string or a callable (sync or async) returning one: a callable is called
+    when the check has failed, so the message shows what was seen then, not before the wait."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -149,5 +162,8 @@ async def eventually(check, timeout: float = 60.0, interval: float = 0.5, messag
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+            text = message() if callable(message) else message
+            if asyncio.iscoroutine(text):
+                text = await text
+            raise AssertionError(f"timed out after {timeout}s waiting for {text}")
         await asyncio.sleep(interval)

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from alerts.receiver import WebhookReceiver
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, settle
 from tests.integration.test_pipeline import BURST, T0, history, produce, total_events
 from tests.support.pagerduty_api import PagerDutyAPIServer
 from tests.support.slack_api import SlackAPIServer
@@ -97,13 +97,14 @@ async def test_sigkill_during_a_burst(make_worker, receiver, slack_api, broker, 
     if after:
         await produce(broker, topic_prefix, after, batch=50)
     await eventually(lambda: _counted(second, len(events)), timeout=120,
-                     message=f"every event counted once ({len(events)}; last seen: {LAST_COUNT})")
+                     message=lambda: f"every event counted once ({len(events)}; last seen: {LAST_COUNT})")
     await eventually(lambda: webhooks(receiver, "firing") and webhooks(receiver, "resolved"), timeout=120,
                      message="the burst's firing and resolved webhooks")
     firing = webhooks(receiver, "firing")
     assert {a["key"]["model"] for a in firing} == {"gpt-4o"}
     assert {a["alert_id"] for a in firing} == {a["alert_id"] for a in webhooks(receiver, "resolved")}
     await eventually(lambda: slack_api.calls_to("chat.update"), timeout=60, message="the Slack resolution")
+    await settle()
     assert_no_double_delivery(receiver, slack_api)
 
 

@@ -15,7 +15,7 @@ import pytest
 from alerts.receiver import WebhookReceiver
 from alerts.signing import generate_secret
 from alerts.slack_interactivity import sign_request
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, settle
 from tests.integration.test_pipeline import BURST, T0, history, produce
 from tests.support.pagerduty_api import PagerDutyAPIServer
 
@@ -138,6 +138,7 @@ async def test_slack_expected_button_resolves_and_silences_the_key(make_worker, 
         spend = await worker.get("/v1/spend")
         return spend["counters"]["buckets_closed"] >= 4 * 195
     await eventually(caught_up, message="the later traffic processed")
+    await settle()
     assert len(slack_api.calls_to("chat.postMessage")) == posted  # the new level no longer alerts
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.api.auth import bearer_error, read_error
+from streams.api.auth import READ_ONLY, bearer_error, read_error, write_error
 
 
 def test_valid_token_of_several_passes() -> None:
@@ -30,3 +30,12 @@ def test_reads_take_a_read_or_a_write_token_once_any_is_configured() -> None:
     assert read_error({"Authorization": "Bearer " + "x" * 16}, _Tokens((), ("r" * 16,))) == "invalid bearer token"
     assert bearer_error({"Authorization": "Bearer " + "r" * 16}, settings.api_tokens) == "invalid bearer token"
     assert read_error({}, _Tokens((), ())) is None  # no token at all: loopback only, enforced at start
+
+
+def test_a_read_token_on_a_write_is_forbidden_not_unauthenticated() -> None:
+    settings = _Tokens(("w" * 16,), ("r" * 16,))
+    assert write_error({"Authorization": "Bearer " + "w" * 16}, settings) is None
+    assert write_error({"Authorization": "Bearer " + "r" * 16}, settings) == (403, READ_ONLY)
+    assert write_error({"Authorization": "Bearer " + "x" * 16}, settings) == (401, "invalid bearer token")
+    assert write_error({}, settings) == (401, "missing bearer token (Authorization: Bearer <token>)")
+    assert write_error({"Authorization": "Bearer " + "r" * 16}, _Tokens((), ("r" * 16,))) == (403, READ_ONLY)

@@ -51,7 +51,23 @@ async def test_read_and_write_tokens_read_only_write_tokens_write(client: TestCl
         response = await client.get("/v1/subscriptions", headers=_bearer(token))
         assert response.status == 200 and await response.json() == {"subscriptions": []}
     refused = await client.post("/v1/subscriptions", headers=_bearer(READ), data=b"{}")
-    assert refused.status == 401
+    assert refused.status == 403  # authenticated, not allowed
+
+
+@pytest.mark.parametrize("method, path", [
+    ("POST", "/v1/subscriptions"), ("PUT", "/v1/subscriptions/s1"), ("PATCH", "/v1/subscriptions/s1"),
+    ("DELETE", "/v1/subscriptions/s1"), ("POST", "/v1/budgets"), ("DELETE", "/v1/budgets/b1"),
+    ("POST", "/v1/alerts/al_x/feedback"), ("POST", "/v1/events"),
+])
+async def test_a_read_token_on_a_write_is_403_and_no_token_401(client: TestClient, method: str, path: str) -> None:
+    forbidden = await client.request(method, path, headers=_bearer(READ), data=b"{}")
+    assert forbidden.status == 403
+    assert (await forbidden.json())["error"] == "read-only token: writes need a token of SPENDSENTRY_API_TOKENS"
+    assert (await client.request(method, path, data=b"{}")).status == 401
+    assert (await client.request(method, path, headers=_bearer("x" * 16), data=b"{}")).status == 401
+    operation = (await (await client.get("/openapi.json")).json())["paths"][
+        path.replace("s1", "{record_id}").replace("b1", "{record_id}").replace("al_x", "{alert_id}")][method.lower()]
+    assert {"401", "403"} <= set(operation["responses"])
 
 
 async def test_health_and_openapi_stay_open(client: TestClient) -> None:

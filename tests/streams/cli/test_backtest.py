@@ -59,3 +59,21 @@ def test_backtest_runs_budgets_from_the_budgets_file(tmp_path) -> None:
              budgets=budgets)
     kinds = {(a["type"], a["status"]) for a in map(orjson.loads, out.getvalue().splitlines())}
     assert ("budget_threshold", "firing") in kinds and ("budget_burn", "firing") in kinds
+
+
+def test_max_future_seconds_bounds_event_time_by_the_running_watermark() -> None:
+    """One event stamped 2099 halfway through: with the bound it is rejected and the burst after
+    it still alerts; without it, it moves the watermark and the burst is never judged."""
+    data = lines()
+    future = orjson.dumps({"event_id": "2099", "timestamp": 4_070_908_800.0, "provider": "openai", "model": "gpt-4o",
+                           "input_tokens": 1})
+    data = data[:len(data) // 2] + [future] + data[len(data) // 2:]
+    out = io.BytesIO()
+    summary = backtest(iter(data), out, Settings().engine_config(), PriceCatalogue.bundled(), progress=io.StringIO(),
+                       max_future_s=300.0)
+    assert summary.invalid == 2  # the future event and the broken line
+    assert [(a["status"], a["key"]) for a in map(orjson.loads, out.getvalue().splitlines())][:1] == [
+        ("firing", {"model": "gpt-4o"})]
+    unbounded = io.BytesIO()
+    backtest(iter(data), unbounded, Settings().engine_config(), PriceCatalogue.bundled(), progress=io.StringIO())
+    assert not [a for a in map(orjson.loads, unbounded.getvalue().splitlines()) if a["status"] == "firing"]

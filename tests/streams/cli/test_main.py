@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from streams.cli.main import LOG_LEVELS, keep_log_level
+import pytest
+
+from streams.cli.main import LOG_LEVELS, keep_log_level, main
 
 
 async def test_the_worker_puts_the_asked_log_level_back_after_faust_start_up() -> None:
@@ -18,3 +20,11 @@ async def test_the_worker_puts_the_asked_log_level_back_after_faust_start_up() -
         assert logging.root.level == logging.WARNING
     finally:
         logging.root.setLevel(before)
+
+
+def test_backtest_max_future_seconds_rejects_a_bad_value_with_one_clear_error(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["backtest", "events.jsonl", "--output", "out.jsonl", "--max-future-seconds", "nan"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--max-future-seconds: 'nan': must be a finite number >= 0" in err and "Traceback" not in err

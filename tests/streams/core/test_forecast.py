@@ -31,6 +31,16 @@ def test_a_rising_trend_projects_more_than_the_last_day() -> None:
     assert result.projected_usd == pytest.approx(sum(daily) + sum(190 + 10 * i for i in range(1, 6)))
 
 
+def test_a_few_days_with_a_weekend_dip_are_not_read_as_a_falling_trend() -> None:
+    """Three days ending on a weekend fall steeply; a line through them would project the month near
+    zero. Under a week of days the forecast stays flat at their mean."""
+    daily = [100.0, 60.0, 40.0]  # Friday, Saturday, Sunday
+    result = forecast(200.0, daily, _days(3, 4), [(d, 1.0) for d in _days(20, 0)])
+    assert result.trend_usd_per_day == 0.0
+    assert result.projected_usd == pytest.approx(200.0 + 20 * sum(daily) / 3, abs=0.01)
+    assert result.low_usd < result.projected_usd < result.high_usd
+
+
 def test_weekday_factors_need_three_weeks_and_then_shape_the_days_left() -> None:
     weekdays = _days(21)
     daily = [20.0 if d >= 5 else 120.0 for d in weekdays]  # quiet weekends

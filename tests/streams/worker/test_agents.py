@@ -15,6 +15,7 @@ from streams.worker.agents import _process_partition
 from streams.config import Settings
 from streams.core.budgets import Partial
 from streams.core.pricing import PriceCatalogue
+from streams.worker.health import Health
 from streams.worker.partition_engines import PartitionEngines
 from tests.support import ChangelogTable
 
@@ -36,6 +37,7 @@ class FakeRuntime:
 
     def __init__(self, engines: PartitionEngines) -> None:
         self.engines = engines
+        self.health = Health(stall_s=120.0)
 
     def refresh_budgets(self) -> None:
         pass
