@@ -581,8 +581,8 @@ class Engine:
     # -- persistence (the worker stores these blobs in Faust tables) ------------------
     def drain_dirty(self) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
         """Snapshots of what changed since the last call: (window blobs, model blobs) by key id."""
-        dumps = state_codec.dumps
-        windows = [(s.name, dumps((s.key, s.window_state()))) for s in self._dirty_windows]
+        dumps, dumps_window = state_codec.dumps, state_codec.dumps_window
+        windows = [(s.name, dumps_window(s.key, *s.window_state())) for s in self._dirty_windows]
         models = [(s.name, dumps((s.key, s.model_state()))) for s in self._dirty_models]
         self._dirty_windows.clear()
         self._dirty_models.clear()

@@ -20,6 +20,11 @@ Tree form (before MessagePack): a primitive stays itself; every container is a l
 item is a tag: ``["l", *items]`` list, ``["t", *items]`` tuple, ``["d", k1, v1, ...]`` dict,
 ``["s", *items]`` set, ``["q", maxlen, *items]`` deque, ``["a", typecode, bytes]`` array,
 ``["o", "module:Class", name1, value1, ...]`` object, ``["r", "Class", args, state]`` River Rust stat.
+
+Batches of records (a partition's snapshot delta or a page of its image,
+``streams/worker/partition_engines.py``) are :func:`dumps_entries`: ``b"SE"``, a version byte, then
+MessagePack of two lists of ``[name, record]`` pairs (window records, model records), decoded into
+exactly that shape or refused.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from typing import Any, Callable
 
 import msgspec
 
+from streams.core.buckets import Bucket
+
 log = logging.getLogger("spendsentry.state")
 
 MAGIC = b"SS"
@@ -47,7 +54,12 @@ RUST_MODULE = "river._river_rust.stats"
 SKIPPED: Counter[str] = Counter()
 MAX_DEPTH = 64
 
+ENTRIES_HEADER = b"SE" + bytes([VERSION])
+#: (window records, model records), each a list of (key name, record of :func:`dumps`)
+Entries = tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]
+
 _encoder = msgspec.msgpack.Encoder()
+_decode_entries = msgspec.msgpack.Decoder(Entries).decode
 _decode_msgpack = msgspec.msgpack.Decoder().decode
 _PRIMITIVES = frozenset({type(None), bool, int, float, str, bytes})
 
@@ -65,6 +77,15 @@ def dumps(value: Any) -> bytes:
     return HEADER + _encoder.encode(_tree(value))
 
 
+def dumps_window(key: dict[str, str], open_buckets: dict[float, Bucket], *totals: float) -> bytes:
+    """``dumps((key, (open_buckets, *totals)))`` of a key's window state (the record written most:
+    one per key and snapshot), the same bytes without the generic walk."""
+    buckets: list[Any] = ["d"]
+    for start, bucket in open_buckets.items():
+        buckets += (start, _bucket_tree(bucket))
+    return HEADER + _encoder.encode(["t", _dict_tree(key), ["t", buckets, *totals]])
+
+
 def loads(blob: bytes) -> Any:
     """The value of a record written by :func:`dumps`; :class:`StateDecodeError` for anything else."""
     if not isinstance(blob, (bytes, bytearray, memoryview)) or bytes(blob[:3]) != HEADER:
@@ -76,6 +97,21 @@ def loads(blob: bytes) -> Any:
     except msgspec.DecodeError as exc:
         raise StateDecodeError(f"not MessagePack: {exc}") from None
     return _value(tree, 0)
+
+
+def dumps_entries(windows: list[tuple[str, bytes]], models: list[tuple[str, bytes]]) -> bytes:
+    """One batch record: window and model records by key name."""
+    return ENTRIES_HEADER + _encoder.encode((windows, models))
+
+
+def loads_entries(blob: bytes) -> Entries:
+    """The ``(windows, models)`` of a batch written by :func:`dumps_entries`; :class:`StateDecodeError` else."""
+    if not isinstance(blob, (bytes, bytearray)) or bytes(blob[:3]) != ENTRIES_HEADER:
+        raise StateDecodeError("not a batch of state records")
+    try:
+        return _decode_entries(memoryview(blob)[3:])
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError: a batch of the wrong shape
+        raise StateDecodeError(f"malformed batch: {exc}") from None
 
 
 def load_or_skip(blob: bytes, what: str) -> Any | None:
@@ -117,7 +153,7 @@ def _set_tree(value: set) -> list:
         items = sorted(value)  # one state, one record: a restored set re-encodes to the same bytes
     except TypeError:
         items = list(value)
-    return ["s", *[_tree(v) for v in items]]
+    return ["s", *[v if type(v) in _PRIMITIVES else _tree(v) for v in items]]
 
 
 def _deque_tree(value: deque) -> list:
@@ -128,8 +164,19 @@ def _array_tree(value: array) -> list:
     return ["a", value.typecode, value.tobytes()]
 
 
+def _bucket_tree(value: Bucket) -> list:
+    """The tree :func:`_object_tree` makes of a bucket (the record written most: one per key and
+    snapshot), without its generic walk."""
+    ids = value.ids
+    return ["o", "streams.core.buckets:Bucket", "start", value.start, "cost", value.cost, "requests", value.requests,
+            "events", value.events, "input_tokens", value.input_tokens, "output_tokens", value.output_tokens,
+            "cached_input_tokens", value.cached_input_tokens, "unpriced", value.unpriced,
+            "ids", _set_tree(ids) if type(ids) is set else _tree(ids)]
+
+
 _ENCODERS: dict[type, Callable[[Any], list]] = {
     list: _list_tree, tuple: _tuple_tree, dict: _dict_tree, set: _set_tree, deque: _deque_tree, array: _array_tree,
+    Bucket: _bucket_tree,
 }
 _SLOTS: dict[type, tuple[str, ...]] = {}
 

@@ -388,6 +388,8 @@ async def worker_throughput(bootstrap: str, prefix: str, workdir: Path, msgs: li
         while True:
             for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
                 for record in records:
+                    if b"|" in record.key or record.value is None:
+                        continue  # a delta or image chunk (or its tombstone), not a partition's meta record
                     partition = int(record.key)
                     offset = orjson.loads(record.value)["offset"]
                     if offset >= ends_before.get(partition, 0) and offset > offsets.get(partition, -1):

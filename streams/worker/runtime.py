@@ -71,9 +71,8 @@ class Runtime:
         self.undeliverable_topic = app.topic(settings.undeliverable_topic, partitions=settings.partitions, **raw)
         self.budget_spend_topic = app.topic(settings.budget_spend_topic, partitions=settings.partitions, **raw)
         self.control_topic = app.topic(settings.control_topic, partitions=settings.partitions, **raw)
-        # per-partition engine state: written to the source partition's changelog partition
-        self.windows = _bytes_table(app, "windows", settings.partitions)
-        self.models = _bytes_table(app, "models", settings.partitions)
+        # per-partition engine state (deltas, image pages, the meta record that commits them;
+        # streams/worker/partition_engines.py): written to the source partition's changelog partition
         self.meta = _bytes_table(app, "meta", settings.partitions)
         self.trackers = _bytes_table(app, "budget-trackers", settings.partitions)
         self.segments = _bytes_table(app, "segments", settings.partitions)  # attribution (streams/core/attribution.py)
@@ -92,7 +91,7 @@ class Runtime:
         #: budget id -> offset of the last budget-spend record its tracker applied (snapshotted with
         #: it; -1 for none): a budget is here once its tracker was read back from its snapshot
         self._tracker_offsets: dict[str, int] = {}
-        self.engines = PartitionEngines(settings.engine_config(), pricer, self.windows, self.models, self.meta,
+        self.engines = PartitionEngines(settings.engine_config(), pricer, self.meta,
                                         segments=self.segments)
         self.deadletters = 0
         #: counters of engines whose partitions were revoked, so process totals never go down

@@ -55,11 +55,23 @@ def dead_port() -> int:
 
 
 class ChangelogTable:
-    """What :class:`streams.partitions.PartitionEngines` needs of a Faust table: ``data`` and a
-    changelog send (dropped here)."""
+    """What :class:`streams.worker.partition_engines.PartitionEngines` needs of a Faust table:
+    ``data`` and a changelog send, recorded in ``sent`` (``None`` values are tombstones)."""
 
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
+        self.sent: list[tuple[int, bytes, bytes | None]] = []
 
-    def send_changelog(self, partition: int, key: bytes, value: bytes) -> None:
-        pass
+    def send_changelog(self, partition: int, key: bytes, value: bytes | None) -> None:
+        self.sent.append((partition, key, value))
+
+    def recovered(self, records: int | None = None) -> ChangelogTable:
+        """The table a restarted worker reads back from the first ``records`` changelog records (all
+        by default): a kill after any write, the later ones never sent."""
+        table = ChangelogTable()
+        for _, key, value in self.sent[:records]:
+            if value is None:
+                table.data.pop(key, None)
+            else:
+                table.data[key] = value
+        return table

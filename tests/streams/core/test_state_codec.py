@@ -11,6 +11,7 @@ import pytest
 from detectors.burn_rate import BudgetTracker
 from schemas.budget import validate_budget
 from streams.core import state_codec
+from streams.core.buckets import Bucket
 from streams.core.engine import Engine, EngineConfig
 from streams.core.gpu_ledger import GpuLedger
 from tests.detectors.test_contract import CLASSES, run as run_detector, stream
@@ -129,3 +130,18 @@ def test_engine_restore_skips_and_counts_hostile_snapshots(caplog: pytest.LogCap
     assert state_codec.SKIPPED["window"] - before.get("window", 0) == 3
     assert state_codec.SKIPPED["model"] - before.get("model", 0) == 3
     assert "starts fresh" in caplog.text
+
+
+def test_window_records_are_the_generic_encoding_of_the_window_state() -> None:
+    key = {"model": "gpt-4o", "service": "bot"}
+    state = ({60.0: Bucket(60.0, 1.5, 2, 3, 10, 20, 5, 1, {9, 3, 2**63}), 120.0: Bucket(120.0)}, 1.5, 3, 1, 0)
+    assert state_codec.dumps_window(key, *state) == state_codec.dumps((key, state))
+    assert state_codec.loads(state_codec.dumps_window(key, *state)) == (key, state)
+
+
+def test_batches_of_records_round_trip_and_refuse_any_other_shape() -> None:
+    windows, models = [("model=a", b"SS\x01w")], [("model=a", b"SS\x01m"), ("model=b", b"")]
+    assert state_codec.loads_entries(state_codec.dumps_entries(windows, models)) == (windows, models)
+    for bad in (state_codec.dumps((windows, models)), state_codec.ENTRIES_HEADER + b"\x92\x91\x01\x90", b"SE"):
+        with pytest.raises(state_codec.StateDecodeError):
+            state_codec.loads_entries(bad)

@@ -68,8 +68,7 @@ class FakeRuntime:
 
 
 def runtime() -> FakeRuntime:
-    tables = [ChangelogTable() for _ in range(3)]
-    return FakeRuntime(PartitionEngines(Settings.from_env({}).engine_config(), None, *tables))  # type: ignore[arg-type]
+    return FakeRuntime(PartitionEngines(Settings.from_env({}).engine_config(), None, ChangelogTable()))  # type: ignore[arg-type]
 
 
 def counted(rt: FakeRuntime) -> int:
@@ -90,8 +89,7 @@ async def test_snapshot_and_redelivered_offsets_are_not_counted_again() -> None:
     rt = runtime()
     await _process_partition(rt, 0, events(0, 1, 2), persist=False)
     rt.engines.persist(0)
-    restarted = FakeRuntime(PartitionEngines(rt.engines.config, None, rt.engines.windows, rt.engines.models,
-                                             rt.engines.meta))
+    restarted = FakeRuntime(PartitionEngines(rt.engines.config, None, rt.engines.meta))
     # resumes at the committed offset (before the snapshot's); a rewind re-delivers within one batch
     await _process_partition(restarted, 0, events(1, 2, 3, 4, 3, 4, 5), persist=False)
     assert counted(restarted) == 6 and restarted.engines.offsets[0] == 5

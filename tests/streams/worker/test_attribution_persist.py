@@ -28,8 +28,8 @@ def test_settings_from_env() -> None:
 
 def test_segments_and_bills_restore_after_restart() -> None:
     config = Settings.from_env({"SPENDSENTRY_REQUIRED_TAGS": "team"}).engine_config()
-    tables = [ChangelogTable() for _ in range(4)]
-    engines = PartitionEngines(config, None, *tables[:3], segments=tables[3])  # type: ignore[arg-type]
+    tables = [ChangelogTable() for _ in range(2)]
+    engines = PartitionEngines(config, None, tables[0], segments=tables[1])  # type: ignore[arg-type]
     engine = engines.get(0)
     engine.ingest(orjson.dumps([
         {"event_id": "a", "timestamp": T0 + 1, "provider": "p", "model": "m", "cost_usd": 2.0, "team": "x"},
@@ -39,7 +39,7 @@ def test_segments_and_bills_restore_after_restart() -> None:
     ]))
     engines.offsets[0] = 7
     engines.persist(0)
-    restarted = PartitionEngines(config, None, *tables[:3], segments=tables[3])  # type: ignore[arg-type]
+    restarted = PartitionEngines(config, None, tables[0], segments=tables[1])  # type: ignore[arg-type]
     again = restarted.get(0)
     assert {s: {k[4]: v for k, v in rows.items()} for s, rows in again.segments.buckets.items()} == {
         T0: {"x": [2.0, 0, 1, 1]}, T0 + 60: {None: [3.0, 0, 1, 1]}}

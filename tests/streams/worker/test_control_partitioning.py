@@ -47,7 +47,7 @@ def test_the_control_and_usage_topics_are_assigned_together(tmp_path: Path) -> N
         return [group for by_count in found.values() for group in by_count]
 
     created = {topic: settings.partitions for topic in topics}  # what the worker creates
-    assert any({settings.usage_topic, settings.control_topic, f"{settings.app_id}-windows-changelog"} <= g
+    assert any({settings.usage_topic, settings.control_topic, f"{settings.app_id}-meta-changelog"} <= g
                for g in groups(created))
     # the condition it rests on: a control topic made by hand with another partition count is not
     mismatched = {**created, settings.control_topic: settings.partitions * 2}
