@@ -178,7 +178,7 @@ async def test_a_revoked_partition_is_not_processed_until_assigned_again(tmp_pat
     assigned again, its next batch is processed."""
     settings = Settings.from_env({"SPENDSENTRY_DATA_DIR": str(tmp_path)})
     app, rt = create_app(settings, PriceCatalogue.load(settings.prices_file))
-    tables = [ChangelogTable() for _ in range(3)]
+    tables = [ChangelogTable() for _ in range(2)]  # meta (the state log) and segments
     rt.engines = PartitionEngines(rt.engines.config, rt.engines.pricer, *tables)
     moved, kept = TP(settings.usage_topic, 1), TP(settings.usage_topic, 0)
     rt.engines.get(1)
