@@ -471,7 +471,7 @@ class Engine:
 
     def _new_state(self, family_index: int, dims: tuple[str, ...], key: tuple) -> KeyState:
         named = dict(zip(dims, key))
-        detector = self.config.detector_factory()
+        detector = self._borrowed(family_index, named) or self.config.detector_factory()
         if family_index < len(self._families) - 1 and hasattr(detector, "use_mix"):
             detector.use_mix = False  # a mixture of finer keys: its cost per request moves with their mix
         state = KeyState(key_name(named), named, detector, Lifecycle(self.config.resolve_after))
@@ -483,6 +483,22 @@ class Engine:
         if "model" in named:
             self._by_rest.setdefault(_rest(family_index, named), []).append(state)
         return state
+
+    def _borrowed(self, family_index: int, named: dict[str, str]) -> Detector | None:
+        """A new ``model x service`` stream starts from a copy of the detector of the same
+        service's busiest stream on another model (warm: ``fast_warmup`` closed buckets).
+
+        A service that moves its calls to a pricier sibling model opens a stream with no history;
+        judged against its service's existing stream (same requests, same tokens), the price
+        difference is a cost-per-request rise from the first minutes, and ``_moved_from`` names
+        the model it left. A new stream of a service with no other model starts fresh."""
+        if not family_index or "model" not in named or OTHER in named.values():
+            return None
+        warm = [s for s in self._by_rest.get(_rest(family_index, named), []) if s.closed >= self.config.fast_warmup]
+        if not warm:
+            return None
+        source = max(warm, key=lambda s: (s.closed, s.name))
+        return state_codec.loads(state_codec.dumps(source.detector))
 
     def _fold(self, family_index: int, dims: tuple[str, ...]) -> tuple:
         """The ``__other__`` key a new key of a full family is counted under (logged once)."""
