@@ -83,9 +83,11 @@ class SeasonalSpendDetector:
         mix_ratio: float = 1.15,
         use_mix: bool = True,
         memory_count_z: float = 3.0,
+        empty_requests: float = 3.0,
         outside_rate: float = 0.1,
     ) -> None:
         self.memory_count_z = memory_count_z
+        self.empty_requests = empty_requests
         self.outside_rate = outside_rate
         #: the cost-per-request path; the engine turns it off on keys that are mixtures of finer
         #: keys it also judges (a model's cost per request moves with its services' daily mix)
@@ -219,6 +221,10 @@ class SeasonalSpendDetector:
         tin = float(x.get("input_tokens", 0.0) or 0.0)
         cached = float(x.get("cached_input_tokens", 0.0) or 0.0)
         cache_s, share = self._cache.assess(req, tin, cached)
+        if req <= 0 and self._ref_n >= 10 and self._ref[0] > 0 and eff / self._ref[0] >= self.empty_requests:
+            # an empty minute where several requests were expected: the stream stopped, so what a
+            # request costs is no longer news (an incident on a stream that goes silent settles)
+            mix_s = cache_s = 0.0
         # the cached share stays far below its band and a request costs more than normal
         uncached = self.use_mix and cache_s >= self._cache.h and mix_r > 1.0
         return (t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d, req, mix_s, mix_r,

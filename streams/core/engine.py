@@ -171,6 +171,8 @@ class Engine:
         self._children: dict[tuple, list[KeyState]] = {}
         #: (family index, values of the dimensions other than ``model``) -> keys of that family
         self._by_rest: dict[tuple, list[KeyState]] = {}
+        #: keys with an open incident: judged every minute, empty minutes too (see _close_until)
+        self._incidents: set[KeyState] = set()
 
     def future_limit(self) -> float:
         """The latest event time accepted now (``inf`` with no bound or before the first event)."""
@@ -373,6 +375,7 @@ class Engine:
         state.fast_floor = state.fast_rate = float("inf")
         alert = state.lifecycle.resolve_now(alert_type=ALERT_TYPE, key=state.key, at=self.max_ts, observed=level,
                                             expected=level, reason="expected")
+        self._track(state)
         self._dirty_models.add(state)
         if alert is not None:
             self.counters.alerts += 1
@@ -401,8 +404,14 @@ class Engine:
         if limit <= self.closed_until:
             return
         for start in sorted(s for s in self._open_index if s + size <= limit):
-            for state in sorted(self._open_index.pop(start), key=_by_name):
+            opened = self._open_index.pop(start)
+            for state in sorted(opened, key=_by_name):
                 self._close(state, state.open.pop(start))
+            # a key with an open incident that went silent (traffic moved back, a job stopped) is
+            # judged on its empty minutes too, so its incident settles and resolves
+            for state in sorted((s for s in self._incidents if s not in opened and s.last_closed is not None
+                                 and s.last_closed < start), key=_by_name):
+                self._close(state, Bucket(start))
             self._merge()
         self.closed_until = limit
         if self.segments is not None:
@@ -444,8 +453,15 @@ class Engine:
                 "unpriced_events": bucket.unpriced,
             },
         )
+        self._track(state)
         if alert is not None:
             self._emit(state, alert)
+
+    def _track(self, state: KeyState) -> None:
+        if state.lifecycle.incident is None:
+            self._incidents.discard(state)
+        else:
+            self._incidents.add(state)
 
     def _fast_check(self, state: KeyState, bucket: Bucket, ts: float) -> None:
         """Cheap in-bucket burst test: a 30x retry storm alerts within seconds, not at minute end."""
@@ -464,6 +480,7 @@ class Engine:
             details={"detector": "fast_path", "requests": bucket.requests, "events": bucket.events,
                      "projected_usd": round(projected, 6), "early": True},
         )
+        self._track(state)
         if alert is not None:
             self._emit(state, alert)
             self._merge()
@@ -620,7 +637,9 @@ class Engine:
         for blob in models:
             found = self._snapshot(blob, "model")
             if found is not None:
-                self._state_for(found[0]).set_model_state(found[1])
+                state = self._state_for(found[0])
+                state.set_model_state(found[1])
+                self._track(state)
         for blob in windows:
             found = self._snapshot(blob, "window")
             if found is None:
