@@ -1,6 +1,6 @@
 """The evaluation suite: ``python -m bench.eval [--candidates a,b] [--seeds 1,2] [--nab] [--throughput]``.
 
-1. Synthetic, labelled spend scenarios (bench/scenario.py) replayed through ``streams.backtest.backtest``
+1. Synthetic, labelled spend scenarios (bench/scenario.py) replayed through ``streams.cli.backtest.backtest``
    (the real engine and incident lifecycle) once per detector candidate; alerts scored per anomaly
    kind (recall, detection delay from anomaly start to ``triggered_at``), precision and false alerts
    per model-day over the post-warm-up period.

@@ -1,7 +1,7 @@
 """The randomized evaluation: ``python -m bench.family_eval --set tuning|test [--seeds N] [-v]``.
 
 Each seed of :mod:`bench.family` (a fresh fleet and anomaly schedule) is generated, replayed through
-``streams.backtest.backtest`` with the default :class:`EngineConfig` (the real engine, families
+``streams.cli.backtest.backtest`` with the default :class:`EngineConfig` (the real engine, families
 and incident lifecycle) and scored by :func:`bench.score.score` over the days after the warm-up.
 Tuning seeds are for choosing defaults; test seeds (a disjoint range) are what the docs report.
 """
@@ -19,7 +19,7 @@ import orjson
 
 from bench.family import BURSTS, KINDS, TEST_SEEDS, TUNING_SEEDS, Family
 from bench.score import Report, pct, score
-from streams.backtest import backtest
+from streams.cli.backtest import backtest
 from streams.core.engine import EngineConfig
 from streams.core.pricing import PriceCatalogue
 

@@ -63,3 +63,61 @@ class CostPerRequestCusum:
             self.m += a * r
             self.v += a * (min(requests * r * r, 25.0 * max(self.v, 0.02)) - self.v)
         self.n += 1
+
+
+class CachedShareCusum:
+    """One-sided CUSUM of "the cached share of input tokens fell to ``1 - drop`` of its normal".
+
+    A cache regression raises cost per request only 1.1-1.2x on a model with a small cache
+    discount, inside the noise of the cost-per-request signal; the cached share itself collapses
+    (say 60 % -> 0 %), which is strong evidence on its own.
+
+    * **Band**: EW mean ``m`` of the bucket's cached share and, per key, the overdispersion: EW
+      mean of ``n * (share - m)^2`` (``n`` requests), frozen while the CUSUM is above ``freeze`` x
+      its threshold so a regression does not become normal.
+    * **Evidence** per bucket ``n / v * D * (m - share - D / 2)`` with ``D = drop * m``, capped at
+      ``h / min_buckets`` (the share must stay low that many buckets); a key whose normal share is
+      under ``min_share`` has nothing to lose and adds none.
+
+    Plain data: floats only.
+    """
+
+    def __init__(self, drop: float = 0.5, h: float = 20.0, alpha: float = 0.005, min_buckets: int = 8,
+                 warmup: int = 60, freeze: float = 0.3, min_share: float = 0.1) -> None:
+        self.drop = drop
+        self.h = h
+        self.alpha = alpha
+        self.min_buckets = min_buckets
+        self.warmup = warmup
+        self.freeze = freeze
+        self.min_share = min_share
+        self.m = 0.0
+        self.v = 0.0
+        self.n = 0
+        self.s = 0.0
+
+    def assess(self, requests: float, input_tokens: float, cached: float) -> tuple[float, float]:
+        """(CUSUM after this bucket, this bucket's cached share); an empty bucket adds nothing."""
+        if requests <= 0 or input_tokens <= 0:
+            return self.s, self.m
+        share = cached / input_tokens
+        if self.n < self.warmup or self.m < self.min_share:
+            return 0.0, share
+        d = self.drop * self.m
+        var = max(self.v, 1e-4)
+        inc = requests / var * d * (self.m - share - 0.5 * d)
+        return min(max(0.0, self.s + min(inc, self.h / self.min_buckets)), 2.0 * self.h), share
+
+    def learn(self, requests: float, input_tokens: float, cached: float, s: float) -> None:
+        self.s = s
+        if requests <= 0 or input_tokens <= 0:
+            return
+        share = cached / input_tokens
+        if self.n == 0:
+            self.m = share
+        elif s <= self.freeze * self.h:
+            r = share - self.m
+            a = max(1.0 / (self.n + 1), self.alpha)
+            self.m += a * r
+            self.v += a * (min(requests * r * r, 25.0 * max(self.v, 1e-4)) - self.v)
+        self.n += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from detectors.base import Features, Verdict
-from detectors.mix import CostPerRequestCusum
+from detectors.mix import CachedShareCusum, CostPerRequestCusum
 
 DAY = 86400.0
 HOUR = 3600.0
@@ -82,12 +82,20 @@ class SeasonalSpendDetector:
         mix_h: float = 20.0,
         mix_ratio: float = 1.15,
         use_mix: bool = True,
+        memory_count_z: float = 3.0,
+        empty_requests: float = 3.0,
+        outside_rate: float = 0.1,
     ) -> None:
+        self.memory_count_z = memory_count_z
+        self.empty_requests = empty_requests
+        self.outside_rate = outside_rate
         #: the cost-per-request path; the engine turns it off on keys that are mixtures of finer
         #: keys it also judges (a model's cost per request moves with its services' daily mix)
         self.use_mix = use_mix
         self.mix_ratio = mix_ratio
         self._mix = CostPerRequestCusum(delta=mix_delta, h=mix_h)
+        #: the cached-share path (same keys as the cost-per-request path): a cache regression
+        self._cache = CachedShareCusum(h=mix_h)
         self.settle_frac = settle_frac
         self.hold_requests = hold_requests
         self.max_hold = max_hold
@@ -210,24 +218,40 @@ class SeasonalSpendDetector:
             and mix_r >= self.mix_ratio
             and y - y / mix_r >= self.min_excess_usd
         )
-        return t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d, req, mix_s, mix_r, mixed
+        tin = float(x.get("input_tokens", 0.0) or 0.0)
+        cached = float(x.get("cached_input_tokens", 0.0) or 0.0)
+        cache_s, share = self._cache.assess(req, tin, cached)
+        if req <= 0 and self._ref_n >= 10 and self._ref[0] > 0 and eff / self._ref[0] >= self.empty_requests:
+            # an empty minute where several requests were expected: the stream stopped, so what a
+            # request costs is no longer news (an incident on a stream that goes silent settles)
+            mix_s = cache_s = 0.0
+        # the cached share stays far below its band and a request costs more than normal
+        uncached = self.use_mix and cache_s >= self._cache.h and mix_r > 1.0
+        return (t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d, req, mix_s, mix_r,
+                mixed or uncached, tin, cached, cache_s, share, uncached)
 
     # -- protocol ------------------------------------------------------------------------
     def score_one(self, x: Features) -> Verdict:
         assessed = self._assess(x)
         # the engine learns the bucket it just scored: learn_one reuses this (x is held, so its id is not reused)
         self._scored = (x, assessed)
-        t, y, expected, rel, mult, eff, z, cusum, fast, slow, *_, mix_s, mix_r, mixed = assessed
+        t, y, expected, rel, mult, eff, z, cusum, fast, slow, *_, mix_s, mix_r, mixed = assessed[:18]
+        cache_s, share, uncached = assessed[20:]
         score = max(1.0 - math.exp(-max(z, 0.0) / self.z_threshold), 1.0 - math.exp(-cusum / self.cusum_h),
-                    1.0 - math.exp(-mix_s / self._mix.h))
+                    1.0 - math.exp(-max(mix_s, cache_s) / self._mix.h))
         anomalous = fast or slow or mixed
         if not anomalous:  # the reason is read only on alerts: not formatted for every normal bucket
             settled = (cusum <= self.settle_frac * self.cusum_h and mix_s <= self.settle_frac * self._mix.h
-                       and y <= eff * (1.0 + 2.0 * rel))
+                       and cache_s <= self.settle_frac * self._cache.h and y <= eff * (1.0 + 2.0 * rel))
             return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=False, settled=settled,
                            hold=self._hold(eff))
         ratio = f", {y / eff:.1f}x expected" if eff > 0 else ""
-        if mixed and not (fast or slow):
+        driver = self._driver(x, y, eff)
+        if uncached and not (fast or slow):
+            normal = self._cache.m
+            reason = f"cached share of input {normal:.0%} -> {share:.0%}: cusum={cache_s:.1f}{ratio}"
+            driver = f"cache-hit ratio {normal:.0%} -> {share:.0%} (cost per request {mix_r:.2f}x normal)"
+        elif mixed and not (fast or slow):
             reason = f"cost per request {mix_r:.2f}x normal: cusum={mix_s:.1f}{ratio}"
         elif slow and not fast:
             reason = f"sustained rise: cusum={cusum:.1f}, z={z:.1f}{ratio}"
@@ -236,27 +260,38 @@ class SeasonalSpendDetector:
         if mult > 1.0:
             reason += f" (recurring spike {mult:.1f}x expected at this time of day)"
         return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=True, reason=reason,
-                       driver=self._driver(x, y, eff))
+                       driver=driver)
 
     def learn_one(self, x: Features) -> None:
         scored, self._scored = self._scored, None
         assessed = scored[1] if scored is not None and scored[0] is x else self._assess(x)
-        t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d, req, mix_s, _, mixed = assessed
+        (t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d, req, mix_s, _, mixed,
+         tin, cached, cache_s, _, _) = assessed
         anomalous = fast or slow or mixed
         self._cusum = cusum
         self._mix.learn(req, y, mix_s)
+        self._cache.learn(req, tin, cached, cache_s)
         # recurring-spike memory: remember material spikes by time of day
         if self.use_memory and self._n >= self.warmup and expected > 0:
             r0 = y / expected
-            if r0 >= self.memory_ratio and y - expected >= self.min_excess_usd:
+            # only a spike with more requests than chance allows: on a sparse key, noise spikes
+            # would fill the memory and evict the nightly job before its second night
+            if (r0 >= self.memory_ratio and y - expected >= self.min_excess_usd
+                    and self._count_evidence(x, expected, self.memory_count_z)):
                 self._remember(t, r0)
         value = y / mult
+        outside = False
         if self._n:
-            guard = 1.0 if (anomalous or cusum >= 0.5 * self.cusum_h or mix_s >= 0.5 * self._mix.h) else 3.0
+            guard = 1.0 if (anomalous or cusum >= 0.5 * self.cusum_h or max(mix_s, cache_s) >= 0.5 * self._mix.h) else 3.0
             hi = expected * (1.0 + guard * rel)
             lo = expected * (1.0 - 1.5 * rel)  # an outage or traffic moved away is learned slowly too
             if self._n >= self.warmup:
+                outside = self._n >= self.season_warmup and not lo <= value <= hi
                 value = min(max(value, lo), hi)
+        # out of band (an incident, traffic moved away) the daily and weekly shape learn at
+        # ``outside_rate`` of their pace: minute after minute of clipped values would otherwise
+        # drag those hours' shape (at slot_alpha per minute) and the next normal day would page
+        pace = self.outside_rate if outside else 1.0
         # relative residual variance, Huber-clipped
         if expected > 0:
             resid = y / eff - 1.0 if eff > 0 else 0.0
@@ -290,7 +325,7 @@ class SeasonalSpendDetector:
                 if w <= 0.0:
                     continue
                 k = self._shape_n[h]
-                a = w * max(1.0 / (k + 2.0), self.slot_alpha)  # the prior 1.0 counts as one sample
+                a = pace * w * max(1.0 / (k + 2.0), self.slot_alpha)  # the prior 1.0 counts as one sample
                 self._shape[h] = max(self._shape[h] + a * (target - self._shape[h]), 0.05)
                 self._shape_n[h] = k + w
             target = value / (level * max(shape, 1e-3))
@@ -298,7 +333,7 @@ class SeasonalSpendDetector:
                 if w <= 0.0:
                     continue
                 k = self._week_n[i]
-                a = w * max(1.0 / (k + 2.0), self.week_alpha)
+                a = pace * w * max(1.0 / (k + 2.0), self.week_alpha)
                 self._week[i] = max(self._week[i] + a * (target - self._week[i]), 0.05)
                 self._week_n[i] = k + w
         # normal of the spend drivers (non-empty, normal buckets only)
@@ -318,6 +353,7 @@ class SeasonalSpendDetector:
             self._level = cost
         self._cusum = 0.0
         self._mix.s = 0.0
+        self._cache.s = 0.0
 
     def _hold(self, eff: float) -> int:
         """Quiet buckets an incident needs before it resolves: enough to expect ``hold_requests``
@@ -328,7 +364,7 @@ class SeasonalSpendDetector:
         lam = eff / cpr
         return int(min(self.max_hold, math.ceil(self.hold_requests / max(lam, 1e-9))))
 
-    def _count_evidence(self, x: Features, eff: float) -> bool:
+    def _count_evidence(self, x: Features, eff: float, z: float | None = None) -> bool:
         """A one-bucket burst needs more *requests* than normal (Poisson z >= 3), not just one huge one.
 
         Without request counts (or before the cost per request is known) the cost alone decides.
@@ -341,7 +377,7 @@ class SeasonalSpendDetector:
             return True
         lam = eff / cpr
         # Anscombe's variance-stabilised Poisson z (honest in the tail for small counts too)
-        return 2.0 * (math.sqrt(float(req) + 0.375) - math.sqrt(lam + 0.375)) >= self.count_z
+        return 2.0 * (math.sqrt(float(req) + 0.375) - math.sqrt(lam + 0.375)) >= (self.count_z if z is None else z)
 
 
     def _remember(self, t: float, ratio: float) -> None:

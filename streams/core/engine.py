@@ -171,6 +171,8 @@ class Engine:
         self._children: dict[tuple, list[KeyState]] = {}
         #: (family index, values of the dimensions other than ``model``) -> keys of that family
         self._by_rest: dict[tuple, list[KeyState]] = {}
+        #: keys with an open incident: judged every minute, empty minutes too (see _close_until)
+        self._incidents: set[KeyState] = set()
 
     def future_limit(self) -> float:
         """The latest event time accepted now (``inf`` with no bound or before the first event)."""
@@ -373,6 +375,7 @@ class Engine:
         state.fast_floor = state.fast_rate = float("inf")
         alert = state.lifecycle.resolve_now(alert_type=ALERT_TYPE, key=state.key, at=self.max_ts, observed=level,
                                             expected=level, reason="expected")
+        self._track(state)
         self._dirty_models.add(state)
         if alert is not None:
             self.counters.alerts += 1
@@ -401,8 +404,14 @@ class Engine:
         if limit <= self.closed_until:
             return
         for start in sorted(s for s in self._open_index if s + size <= limit):
-            for state in sorted(self._open_index.pop(start), key=_by_name):
+            opened = self._open_index.pop(start)
+            for state in sorted(opened, key=_by_name):
                 self._close(state, state.open.pop(start))
+            # a key with an open incident that went silent (traffic moved back, a job stopped) is
+            # judged on its empty minutes too, so its incident settles and resolves
+            for state in sorted((s for s in self._incidents if s not in opened and s.last_closed is not None
+                                 and s.last_closed < start), key=_by_name):
+                self._close(state, Bucket(start))
             self._merge()
         self.closed_until = limit
         if self.segments is not None:
@@ -444,8 +453,15 @@ class Engine:
                 "unpriced_events": bucket.unpriced,
             },
         )
+        self._track(state)
         if alert is not None:
             self._emit(state, alert)
+
+    def _track(self, state: KeyState) -> None:
+        if state.lifecycle.incident is None:
+            self._incidents.discard(state)
+        else:
+            self._incidents.add(state)
 
     def _fast_check(self, state: KeyState, bucket: Bucket, ts: float) -> None:
         """Cheap in-bucket burst test: a 30x retry storm alerts within seconds, not at minute end."""
@@ -464,6 +480,7 @@ class Engine:
             details={"detector": "fast_path", "requests": bucket.requests, "events": bucket.events,
                      "projected_usd": round(projected, 6), "early": True},
         )
+        self._track(state)
         if alert is not None:
             self._emit(state, alert)
             self._merge()
@@ -471,7 +488,7 @@ class Engine:
 
     def _new_state(self, family_index: int, dims: tuple[str, ...], key: tuple) -> KeyState:
         named = dict(zip(dims, key))
-        detector = self.config.detector_factory()
+        detector = self._borrowed(family_index, named) or self.config.detector_factory()
         if family_index < len(self._families) - 1 and hasattr(detector, "use_mix"):
             detector.use_mix = False  # a mixture of finer keys: its cost per request moves with their mix
         state = KeyState(key_name(named), named, detector, Lifecycle(self.config.resolve_after))
@@ -483,6 +500,22 @@ class Engine:
         if "model" in named:
             self._by_rest.setdefault(_rest(family_index, named), []).append(state)
         return state
+
+    def _borrowed(self, family_index: int, named: dict[str, str]) -> Detector | None:
+        """A new ``model x service`` stream starts from a copy of the detector of the same
+        service's busiest stream on another model (warm: ``fast_warmup`` closed buckets).
+
+        A service that moves its calls to a pricier sibling model opens a stream with no history;
+        judged against its service's existing stream (same requests, same tokens), the price
+        difference is a cost-per-request rise from the first minutes, and ``_moved_from`` names
+        the model it left. A new stream of a service with no other model starts fresh."""
+        if not family_index or "model" not in named or OTHER in named.values():
+            return None
+        warm = [s for s in self._by_rest.get(_rest(family_index, named), []) if s.closed >= self.config.fast_warmup]
+        if not warm:
+            return None
+        source = max(warm, key=lambda s: (s.closed, s.name))
+        return state_codec.loads(state_codec.dumps(source.detector))
 
     def _fold(self, family_index: int, dims: tuple[str, ...]) -> tuple:
         """The ``__other__`` key a new key of a full family is counted under (logged once)."""
@@ -604,7 +637,9 @@ class Engine:
         for blob in models:
             found = self._snapshot(blob, "model")
             if found is not None:
-                self._state_for(found[0]).set_model_state(found[1])
+                state = self._state_for(found[0])
+                state.set_model_state(found[1])
+                self._track(state)
         for blob in windows:
             found = self._snapshot(blob, "window")
             if found is None:

@@ -23,7 +23,7 @@ the ratios are meaningful even on a shared machine. Stages:
    received (the in-bucket fast path). Bursts that start 40 s into their minute are too late for
    the fast path and alert when the bucket closes: latency = the producer's event time passing
    bucket end + allowed lateness -> webhook.
-5. **backtest**: ``streams.backtest.backtest`` over a pre-generated file in a child process
+5. **backtest**: ``streams.cli.backtest.backtest`` over a pre-generated file in a child process
    (10k and 100k active keys); events/s and the child's peak RSS (``VmHWM``); and once more at
    10k keys with event time running at a large platform's rate (30k events/s), where a key
    closes a bucket every ~180 events instead of every 10; then the same events twice, timestamps

@@ -73,3 +73,30 @@ def test_a_model_swap_is_one_alert_naming_both_models() -> None:
     alert = alerts[0]
     assert alert.key["model"] == "gpt-4o" and alert.details["moved_from"] == ["gpt-4o-mini"]
     assert "gpt-4o-mini" in alert.summary and "to gpt-4o" in alert.summary
+
+
+def test_a_new_stream_starts_from_its_services_stream_on_another_model() -> None:
+    engine = Engine(EngineConfig(), PriceCatalogue.bundled())
+    rows = [(T0 + 60 * minute + 5, "gpt-4o-mini", "search", 50) for minute in range(120)]
+    rows.append((T0 + 60 * 120 + 5, "gpt-4o", "search", 50))
+    rows.append((T0 + 60 * 120 + 5, "gpt-4o", "chat", 50))  # a service with no other model
+    for n, (ts, model, service, requests) in enumerate(rows):
+        engine.ingest(event(n, ts, model, service, requests))
+    engine.flush()
+    streams = {k[1]: s for k, s in engine.keys.items() if k[0] == 1}
+    assert streams[("gpt-4o", "search")].detector._n >= 100  # the copy (118 closed minutes) and its own
+    assert streams[("gpt-4o", "chat")].detector._n == 1
+
+
+def test_an_incident_on_a_stream_that_goes_silent_resolves() -> None:
+    rows = []
+    for minute in range(2 * DAY_MIN + 300):
+        ts = T0 + 60 * minute + 5
+        rows.append((ts, "gpt-4.1", "support", 20))  # keeps event time moving
+        if minute < 2 * DAY_MIN:
+            rows.append((ts, "gpt-4o-mini", "search", 200))
+        elif minute < 2 * DAY_MIN + 60:  # an hour on the pricier model, then the service stops
+            rows.append((ts, "gpt-4o", "search", 200))
+    alerts = [a for a in run(rows) if a.key == {"model": "gpt-4o", "service": "search"}]
+    assert [a.status for a in alerts if "escalated_from" not in a.details] == ["firing", "resolved"], alerts
+    assert alerts[-1].window_end <= T0 + 60 * (2 * DAY_MIN + 60 + 90)
