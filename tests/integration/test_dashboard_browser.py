@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -43,7 +44,15 @@ def browser() -> WebDriver:
 
 
 def _wait(browser: WebDriver, check, message: str):
-    return WebDriverWait(browser, WAIT_S, poll_frequency=0.3).until(lambda _: check(), message=message)
+    """Poll ``check`` until truthy; the page re-renders every few seconds, so an element found in one
+    poll can be replaced before it is read or clicked: that poll just counts as not yet."""
+    return WebDriverWait(browser, WAIT_S, poll_frequency=0.3,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(lambda _: check(), message=message)
+
+
+def _click(browser: WebDriver, selector: str) -> bool:
+    browser.find_element(By.CSS_SELECTOR, selector).click()
+    return True
 
 
 def browse(browser: WebDriver, url: str, alert_id: str, screenshot: Path) -> None:
@@ -56,15 +65,15 @@ def browse(browser: WebDriver, url: str, alert_id: str, screenshot: Path) -> Non
     _wait(browser, lambda: [s for s in browser.find_elements(By.CSS_SELECTOR, "svg.spark")
                             if int(s.get_attribute("data-points")) > 100 and int(s.get_attribute("data-band")) > 100],
           "charts with points and an expected band")
-    actual = browser.find_element(By.CSS_SELECTOR, "svg.spark polyline.actual").get_attribute("points")
-    assert len(actual.split()) > 100
-    card = _wait(browser, lambda: browser.find_elements(By.CSS_SELECTOR, f'[data-alert-id="{alert_id}"]'),
-                 "the burst's alert")[0]
-    assert "gpt-4o" in card.text and "delivered" in card.text
+    _wait(browser, lambda: len(browser.find_element(By.CSS_SELECTOR, "svg.spark polyline.actual")
+                               .get_attribute("points").split()) > 100, "an actual line with its points")
+    card = f'[data-alert-id="{alert_id}"]'
+    _wait(browser, lambda: [c for c in browser.find_elements(By.CSS_SELECTOR, card)
+                            if "gpt-4o" in c.text and "delivered" in c.text], "the burst's alert, delivered")
     _wait(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "#budget-table [data-budget]"), "the budget row")
-    card.find_element(By.CSS_SELECTOR, 'button[data-action="ack"]').click()
+    _wait(browser, lambda: _click(browser, f'{card} button[data-action="ack"]'), "the Acknowledge button")
     _wait(browser, lambda: "feedback: ack by dashboard" in browser.find_element(
-        By.CSS_SELECTOR, f'[data-alert-id="{alert_id}"] .log').text, "the acknowledgement in the delivery log")
+        By.CSS_SELECTOR, f"{card} .log").text, "the acknowledgement in the delivery log")
     browser.save_screenshot(str(screenshot))
     # the team lens: search's view shows its own model and not cx's burst
     browser.get(f"{url}/ui/?team=search")
