@@ -216,13 +216,12 @@ class Settings:
     web_read_timeout_s: float = 30.0
     #: FOCUS import: event field -> tag keys (``SPENDSENTRY_FOCUS_TAG_MAP``; docs: concepts/cost-sources.md)
     focus_tag_map: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_TAG_MAP))
-    # issue 17 digests
     #: the dashboard's address in digests' links; None: http://<web host>:<web port>
     public_url: str | None = None
     #: a period's digest goes out this long after the period closed (late buckets closed by then)
     digest_delay_s: float = 600.0
 
-    # issue 12
+    #: event-time guard, key cap per partition and family, health's stall bound, table retention
     max_future_s: float = 300.0
     max_keys: int = 10_000
     stall_s: float = 120.0
@@ -326,10 +325,8 @@ class Settings:
             critical_usd_per_hour=_float(env, "SPENDSENTRY_SEVERITY_CRITICAL_USD_PER_HOUR", cls.critical_usd_per_hour),
             **_security_env(env),
             focus_tag_map=_focus_tag_map(env),
-            # issue 17 digests
             public_url=_public_url(env.get("SPENDSENTRY_PUBLIC_URL") or None),
             digest_delay_s=_float(env, "SPENDSENTRY_DIGEST_DELAY_SECONDS", cls.digest_delay_s, minimum=0.0),
-            # issue 12
             max_future_s=_float(env, "SPENDSENTRY_MAX_FUTURE_SECONDS", cls.max_future_s),
             max_keys=_int(env, "SPENDSENTRY_MAX_KEYS", cls.max_keys, minimum=1),
             stall_s=_float(env, "SPENDSENTRY_STALL_SECONDS", cls.stall_s, minimum=1.0),
@@ -409,7 +406,6 @@ def _security_env(env: Mapping[str, str]) -> dict[str, Any]:
                                          minimum=0.1)}
 
 
-# issue 17 digests
 def _public_url(url: str | None) -> str | None:
     if url is not None and not re.match(r"^https?://[^/\s?#]+(/\S*)?$", url):
         raise ConfigError(f"SPENDSENTRY_PUBLIC_URL={url!r}: must be an http(s) URL (the dashboard's address)")
