@@ -16,6 +16,7 @@ Agents
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from typing import Any
@@ -152,9 +153,23 @@ def create_worker(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtim
     async def retry_deliveries() -> None:
         await runtime.delivery.retry_due()
 
+    @app.task
+    async def learn_global_changelogs() -> None:
+        """A global table picks its changelog partition by key from the producer's metadata, which
+        does not list a changelog topic created at this start until its next refresh (minutes): a
+        write before that raised inside Faust and crashed the worker (the digests' first roll-up
+        did, a minute into a fresh demo). Ask for each one once, after recovery."""
+        await app.tables.recovery.completed.wait()
+        producer = app.producer._ensure_producer()  # Faust's producer offers no public metadata call
+        for table in runtime.tables.values():
+            await producer.partitions_for(table.changelog_topic.get_topic_name())
+        changelogs_known.set()
+
+    changelogs_known = asyncio.Event()
+
     @app.timer(interval=DIGEST_EVERY_S)
     async def send_digests() -> None:
-        if runtime.ready():
+        if runtime.ready() and changelogs_known.is_set():
             await runtime.digests.tick()
 
     @app.timer(interval=0.1)  # a closed grouping window goes out within 0.1 s
