@@ -16,7 +16,6 @@ Agents
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import defaultdict
 from typing import Any
@@ -28,7 +27,7 @@ from schemas.alert import Alert
 from streams.config import Settings
 from streams.core.budgets import Partial
 from streams.core.engine import DeadLetter, Pricer
-from streams.worker.consumer import App
+from streams.worker.consumer import App, KeyHashedGlobalTable
 from streams.worker.runtime import BATCH_MAX, BATCH_WITHIN_S, PERSIST_EVERY_S, Runtime
 
 #: how often due digests are looked for (a digest goes out within a minute of being due)
@@ -50,6 +49,7 @@ def create_worker(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtim
         web_host=settings.web_host,
         datadir=str(settings.data_dir / settings.app_id),
         table_cleanup_interval=60.0,
+        GlobalTable=KeyHashedGlobalTable,  # partitions its changelog writes by key itself
         # on stop, Faust otherwise waits for every message handed to a stream to be acked, and
         # the usage agent's buffered, never-processed ones never are: a SIGTERM hung until SIGKILL.
         # What was processed is snapshotted and acked in `snapshot_on_stop`; the rest is replayed.
@@ -153,23 +153,9 @@ def create_worker(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtim
     async def retry_deliveries() -> None:
         await runtime.delivery.retry_due()
 
-    @app.task
-    async def learn_global_changelogs() -> None:
-        """A global table picks its changelog partition by key from the producer's metadata, which
-        does not list a changelog topic created at this start until its next refresh (minutes): a
-        write before that raised inside Faust and crashed the worker (the digests' first roll-up
-        did, a minute into a fresh demo). Ask for each one once, after recovery."""
-        await app.tables.recovery.completed.wait()
-        producer = app.producer._ensure_producer()  # Faust's producer offers no public metadata call
-        for table in runtime.tables.values():
-            await producer.partitions_for(table.changelog_topic.get_topic_name())
-        changelogs_known.set()
-
-    changelogs_known = asyncio.Event()
-
     @app.timer(interval=DIGEST_EVERY_S)
     async def send_digests() -> None:
-        if runtime.ready() and changelogs_known.is_set():
+        if runtime.ready():
             await runtime.digests.tick()
 
     @app.timer(interval=0.1)  # a closed grouping window goes out within 0.1 s

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import orjson
-from aiokafka.partitioner import murmur2
 
 from alerts.sink_protocol import DeliveryResult
 from alerts.delivery import PendingDelivery, RetryQueue, RetrySchedule, UndeliverableRecord
@@ -72,11 +71,6 @@ class Owned(JsonTable):
         for key in super().__iter__():
             if self.owns(self.id_of(key)):
                 yield key
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2) gives a message key."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def default_destinations(settings: Settings) -> list[Destination]:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from aiokafka.partitioner import murmur2
 import faust
 from faust.transport import by_url
 from faust.transport.drivers import aiokafka as aiokafka_driver
@@ -55,6 +56,23 @@ class RewindingConsumer(aiokafka_driver.Consumer):
 
 class Transport(aiokafka_driver.Transport):
     Consumer = RewindingConsumer
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives a message key."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class KeyHashedGlobalTable(faust.GlobalTable):
+    """A global table that picks a key's changelog partition itself, as Kafka's default partitioner
+    does, instead of asking the producer: the producer's metadata does not list a changelog topic
+    created at this start until its next refresh (minutes later), and a write before that raised
+    inside Faust (``'NoneType' object is not iterable``), crashing the writing agent or timer
+    (alert delivery, a minute into a fresh demo)."""
+
+    def partition_for_key(self, key: Any) -> int | None:
+        partitions = self.partitions or self.app.conf.topic_partitions
+        return key_partition(key, partitions) if isinstance(key, bytes) else super().partition_for_key(key)
 
 
 class App(faust.App):

@@ -38,7 +38,8 @@ from streams.core.forecast import Forecast, tracker_forecast
 from streams.core.paging import alert_order, page
 from streams.producer import key_message_key, message_key
 from streams.sources.normalize import Normalizer
-from streams.worker.alert_delivery import DeliveryService, JsonTable, partition_of
+from streams.worker.alert_delivery import DeliveryService, JsonTable
+from streams.worker.consumer import key_partition
 from streams.worker.digests import DigestService
 from streams.worker.health import Health
 from streams.worker.partition_engines import PartitionEngines, persist
@@ -346,7 +347,7 @@ class Runtime:
 
     def owns_alert(self, alert_id: str) -> bool:
         """Whether this worker holds the alerts-topic partition of ``alert_id`` (it runs its retries)."""
-        partition = partition_of(alert_id.encode(), self.settings.partitions)
+        partition = key_partition(alert_id.encode(), self.settings.partitions)
         return any(tp.topic == self.settings.alerts_topic and tp.partition == partition
                    for tp in self.app.consumer.assignment())
 

@@ -79,3 +79,23 @@ async def test_the_fetch_position_is_aiokafkas_and_unknown_until_it_has_one() ->
     # past a transaction's commit marker at offset 10 (never handed to a stream) the position is 11
     thread._subscription.seek(TopicPartition(USAGE.topic, USAGE.partition), 11)
     assert made.fetch_position(USAGE) == 11
+
+
+def test_global_tables_partition_their_changelog_writes_by_key_as_kafka_does(tmp_path) -> None:
+    """A global table's write must not need the producer's metadata of its changelog topic (unknown
+    to the producer for minutes after the topic is created: the write crashed the agent), and must
+    land where Kafka's default partitioner would put the key, as the producer did before."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from streams.config import Settings
+    from streams.core.pricing import PriceCatalogue
+    from streams.worker.agents import create_worker
+    from streams.worker.consumer import key_partition
+
+    settings = Settings.from_env({"SPENDSENTRY_DATA_DIR": str(tmp_path), "SPENDSENTRY_PARTITIONS": "8"})
+    _, runtime = create_worker(settings, PriceCatalogue.load(settings.prices_file))
+    partitions = list(range(8))
+    for name, table in runtime.tables.items():
+        for key in (b"al_0123", b"webhook:https://h/x|al_1", name.encode()):
+            assert table.partition_for_key(key) == key_partition(key, 8) == DefaultPartitioner()(
+                key, partitions, partitions), name

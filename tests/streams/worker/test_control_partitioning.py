@@ -14,7 +14,7 @@ from streams.app import create_app
 from streams.config import Settings
 from streams.core.pricing import PriceCatalogue
 from streams.producer import key_message_key, message_key
-from streams.worker.alert_delivery import partition_of
+from streams.worker.consumer import key_partition
 
 
 @pytest.mark.parametrize("group_by", ["model", "team,model", "tags.team", "provider,tags.pipeline_stage"])
@@ -24,7 +24,7 @@ def test_a_control_record_is_keyed_to_the_usage_partition_of_its_key(group_by: s
              "tags": {"team": "search", "pipeline_stage": "rerank"}}
     alert_key = {dim: event["tags"][dim[5:]] if dim.startswith("tags.") else event[dim] for dim in dims}
     assert key_message_key(alert_key, dims) == message_key(event, dims) != b"|" * (len(dims) - 1)
-    assert partition_of(key_message_key(alert_key, dims), 8) == partition_of(message_key(event, dims), 8)
+    assert key_partition(key_message_key(alert_key, dims), 8) == key_partition(message_key(event, dims), 8)
 
 
 class _Cluster:
