@@ -2,8 +2,9 @@
 
 Agents
 ------
-``process_usage``  usage topic -> engine per partition -> dead letters, alerts; one table
-                   snapshot per batch and dirty key.
+``process_usage``  usage topic -> engine per partition -> dead letters, alerts; at most once a
+                   second per partition, one snapshot (a delta record of its dirty keys, then the
+                   meta record that commits it: :mod:`streams.worker.partition_engines`).
 ``deliver_alerts`` alerts topic -> :class:`streams.worker.alert_delivery.DeliveryService` (route,
                    group, gate, send); each alert state delivered once, recorded in a table so a
                    restarted worker does not deliver twice.
