@@ -135,25 +135,20 @@ def make_events(n: int, keys: int, seed: int = 1, t0: float = T0, per_key_interv
     return out
 
 
-def partition_for(key: bytes, partitions: int = PARTITIONS) -> int:
-    """The partition the Kafka default partitioner (murmur2) gives ``key``."""
-    from aiokafka.partitioner import murmur2
-
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
 def messages(events: list[dict], batch: int, partitions: int = PARTITIONS) -> list[tuple[int, bytes | None, bytes]]:
     """(partition, key, value) per message: one event each, or JSON arrays of up to ``batch``
     events that share a partition (every event of a model still lands on its model's partition)."""
+    from streams.worker.consumer import key_partition
+
     if batch <= 1:
         out = []
         for event in events:
             key = event["model"].encode()
-            out.append((partition_for(key, partitions), key, orjson.dumps(event)))
+            out.append((key_partition(key, partitions), key, orjson.dumps(event)))
         return out
     by_partition: dict[int, list[dict]] = defaultdict(list)
     for event in events:
-        by_partition[partition_for(event["model"].encode(), partitions)].append(event)
+        by_partition[key_partition(event["model"].encode(), partitions)].append(event)
     out = []
     for partition, group in sorted(by_partition.items()):
         for i in range(0, len(group), batch):
