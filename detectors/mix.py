@@ -11,7 +11,44 @@ from __future__ import annotations
 import math
 
 
-class CostPerRequestCusum:
+class _BandCusum:
+    """What both signals share: an EW band (mean ``m``, per-request overdispersion ``v``) learned
+    over non-empty buckets and frozen while the CUSUM ``s`` is above ``freeze`` x its threshold
+    ``h``, and a CUSUM step capped at ``h / min_buckets`` (a shift must last that many buckets).
+
+    Plain data: floats only.
+    """
+
+    #: floor of the learned overdispersion (in the signal's units squared)
+    V_FLOOR = 0.0
+
+    def __init__(self, h: float, alpha: float, min_buckets: int, warmup: int, freeze: float) -> None:
+        self.h = h
+        self.alpha = alpha
+        self.min_buckets = min_buckets
+        self.warmup = warmup
+        self.freeze = freeze
+        self.m = 0.0
+        self.v = 0.0
+        self.n = 0
+        self.s = 0.0
+
+    def _step(self, inc: float) -> float:
+        return min(max(0.0, self.s + min(inc, self.h / self.min_buckets)), 2.0 * self.h)
+
+    def _learn(self, x: float, requests: float, s: float) -> None:
+        """Learn the bucket's value ``x`` of ``requests`` requests unless the CUSUM is alarmed."""
+        if self.n == 0:
+            self.m = x
+        elif s <= self.freeze * self.h:
+            r = x - self.m
+            a = max(1.0 / (self.n + 1), self.alpha)
+            self.m += a * r
+            self.v += a * (min(requests * r * r, 25.0 * max(self.v, self.V_FLOOR)) - self.v)
+        self.n += 1
+
+
+class CostPerRequestCusum(_BandCusum):
     """One-sided CUSUM of the log-likelihood ratio "cost per request is ``delta`` x normal".
 
     * **Normal**: EW mean ``m`` of ``log(cost / requests)`` over non-empty buckets (memory about
@@ -23,49 +60,30 @@ class CostPerRequestCusum:
     * **Evidence** per bucket ``n / sigma^2 * d * (r - d / 2)`` with ``d = log(delta)`` and
       ``r = log cpr - m``, capped at ``h / min_buckets`` (a rise must last at least that many
       buckets), so a busy key decides in minutes and a sparse one after enough requests.
-
-    Plain data: floats only.
     """
+
+    V_FLOOR = 0.02
 
     def __init__(self, delta: float = 1.25, h: float = 20.0, alpha: float = 0.005, min_buckets: int = 8,
                  warmup: int = 60, freeze: float = 0.3) -> None:
-        self.freeze = freeze
+        super().__init__(h, alpha, min_buckets, warmup, freeze)
         self.d = math.log(delta)
-        self.h = h
-        self.alpha = alpha
-        self.min_buckets = min_buckets
-        self.warmup = warmup
-        self.m = 0.0
-        self.v = 0.0
-        self.n = 0
-        self.s = 0.0
 
     def assess(self, requests: float, cost: float) -> tuple[float, float]:
         """(CUSUM after this bucket, cost per request / normal); an empty bucket adds nothing."""
         if requests <= 0 or cost <= 0 or self.n < self.warmup:
             return self.s if requests <= 0 else 0.0, 1.0
         r = math.log(cost / requests) - self.m
-        var = max(self.v, 0.02)
-        inc = requests / var * self.d * (r - 0.5 * self.d)
-        s = min(max(0.0, self.s + min(inc, self.h / self.min_buckets)), 2.0 * self.h)
-        return s, math.exp(r)
+        inc = requests / max(self.v, self.V_FLOOR) * self.d * (r - 0.5 * self.d)
+        return self._step(inc), math.exp(r)
 
     def learn(self, requests: float, cost: float, s: float) -> None:
         self.s = s
-        if requests <= 0 or cost <= 0:
-            return
-        lc = math.log(cost / requests)
-        if self.n == 0:
-            self.m = lc
-        elif s <= self.freeze * self.h:
-            r = lc - self.m
-            a = max(1.0 / (self.n + 1), self.alpha)
-            self.m += a * r
-            self.v += a * (min(requests * r * r, 25.0 * max(self.v, 0.02)) - self.v)
-        self.n += 1
+        if requests > 0 and cost > 0:
+            self._learn(math.log(cost / requests), requests, s)
 
 
-class CachedShareCusum:
+class CachedShareCusum(_BandCusum):
     """One-sided CUSUM of "the cached share of input tokens fell to ``1 - drop`` of its normal".
 
     A cache regression raises cost per request only 1.1-1.2x on a model with a small cache
@@ -79,22 +97,15 @@ class CachedShareCusum:
       ``h / min_buckets`` (the share must stay low that many buckets); a key whose normal share is
       under ``min_share`` has nothing to lose and adds none.
 
-    Plain data: floats only.
     """
+
+    V_FLOOR = 1e-4
 
     def __init__(self, drop: float = 0.5, h: float = 20.0, alpha: float = 0.005, min_buckets: int = 8,
                  warmup: int = 60, freeze: float = 0.3, min_share: float = 0.1) -> None:
+        super().__init__(h, alpha, min_buckets, warmup, freeze)
         self.drop = drop
-        self.h = h
-        self.alpha = alpha
-        self.min_buckets = min_buckets
-        self.warmup = warmup
-        self.freeze = freeze
         self.min_share = min_share
-        self.m = 0.0
-        self.v = 0.0
-        self.n = 0
-        self.s = 0.0
 
     def assess(self, requests: float, input_tokens: float, cached: float) -> tuple[float, float]:
         """(CUSUM after this bucket, this bucket's cached share); an empty bucket adds nothing."""
@@ -104,20 +115,10 @@ class CachedShareCusum:
         if self.n < self.warmup or self.m < self.min_share:
             return 0.0, share
         d = self.drop * self.m
-        var = max(self.v, 1e-4)
-        inc = requests / var * d * (self.m - share - 0.5 * d)
-        return min(max(0.0, self.s + min(inc, self.h / self.min_buckets)), 2.0 * self.h), share
+        inc = requests / max(self.v, self.V_FLOOR) * d * (self.m - share - 0.5 * d)
+        return self._step(inc), share
 
     def learn(self, requests: float, input_tokens: float, cached: float, s: float) -> None:
         self.s = s
-        if requests <= 0 or input_tokens <= 0:
-            return
-        share = cached / input_tokens
-        if self.n == 0:
-            self.m = share
-        elif s <= self.freeze * self.h:
-            r = share - self.m
-            a = max(1.0 / (self.n + 1), self.alpha)
-            self.m += a * r
-            self.v += a * (min(requests * r * r, 25.0 * max(self.v, 1e-4)) - self.v)
-        self.n += 1
+        if requests > 0 and input_tokens > 0:
+            self._learn(cached / input_tokens, requests, s)
