@@ -18,6 +18,7 @@ WEEK_SLOTS = 42  # 4-hour blocks of the week
 WEEK_SLOT_S = 4 * HOUR
 WEEK_S = 7 * DAY
 _MONDAY = 4 * DAY  # epoch 0 was a Thursday: Monday 00:00 UTC is 4 days later (mod 7 days)
+DISP_ALPHA = 1 / 720  # the request-count overdispersion's memory: half a day of buckets
 
 
 class SeasonalSpendDetector:
@@ -31,7 +32,10 @@ class SeasonalSpendDetector:
       (a global one while a slot is cold), floored at ``rel_spread_floor``; residuals beyond
       4 sigma are trimmed, so a burst or an outage does not blind the slot.
     * **Fast path** (bursts): ``z >= z_threshold`` and ``cost >= ratio_threshold x expected`` and
-      at least ``min_excess_usd`` more.
+      at least ``min_excess_usd`` more, and more requests than the key's count noise allows: the
+      Anscombe residual of the count against the expected count is ``>= count_z x sqrt(D)``, ``D``
+      the key's learned overdispersion (EW mean of the squared residual over normal buckets,
+      trimmed at 4 sigma, floored at 1 = Poisson), so a bursty sparse key is not judged as Poisson.
     * **Slow path** (level shifts, ramps, cost-per-request jumps): a one-sided CUSUM of ``z``
       of the log-likelihood ratio of a ``cusum_delta`` x shift (per-bucket increment capped at 4) reaching ``cusum_h`` while the bucket
       is ``>= cusum_ratio x expected`` and ``min_excess_usd`` above it; enabled after one day of
@@ -53,6 +57,11 @@ class SeasonalSpendDetector:
     #: (features, assessment) of the bucket score_one just saw, for learn_one; None once learned
     #: (a class default, so detectors pickled before it existed restore)
     _scored: tuple[Features, tuple] | None = None
+    #: overdispersion of the request count (variance of its Anscombe residual; 1 = Poisson) and its
+    #: sample weight: class defaults, so state written before they existed restores as Poisson
+    _disp: float = 1.0
+    _disp_n: float = 0.0
+    disp_alpha: float = DISP_ALPHA
 
     def __init__(
         self,
@@ -85,7 +94,11 @@ class SeasonalSpendDetector:
         memory_count_z: float = 3.0,
         empty_requests: float = 3.0,
         outside_rate: float = 0.1,
+        disp_alpha: float = DISP_ALPHA,
     ) -> None:
+        self.disp_alpha = disp_alpha
+        self._disp = 1.0
+        self._disp_n = 0.0
         self.memory_count_z = memory_count_z
         self.empty_requests = empty_requests
         self.outside_rate = outside_rate
@@ -336,8 +349,9 @@ class SeasonalSpendDetector:
                 a = pace * w * max(1.0 / (k + 2.0), self.week_alpha)
                 self._week[i] = max(self._week[i] + a * (target - self._week[i]), 0.05)
                 self._week_n[i] = k + w
-        # normal of the spend drivers (non-empty, normal buckets only)
+        # normal of the spend drivers and of the count's spread (normal buckets only)
         if not anomalous:
+            self._learn_disp(req, eff)
             self._learn_ref(x)
         self._n = n + 1
 
@@ -365,7 +379,7 @@ class SeasonalSpendDetector:
         return int(min(self.max_hold, math.ceil(self.hold_requests / max(lam, 1e-9))))
 
     def _count_evidence(self, x: Features, eff: float, z: float | None = None) -> bool:
-        """A one-bucket burst needs more *requests* than normal (Poisson z >= 3), not just one huge one.
+        """A one-bucket burst needs more *requests* than this key's normal count spread allows.
 
         Without request counts (or before the cost per request is known) the cost alone decides.
         A cost-per-request jump with a flat request count is left to the CUSUM path, which needs it
@@ -375,10 +389,21 @@ class SeasonalSpendDetector:
         cpr = self._ref[0]
         if req is None or self._ref_n < 10 or cpr <= 0:
             return True
-        lam = eff / cpr
-        # Anscombe's variance-stabilised Poisson z (honest in the tail for small counts too)
-        return 2.0 * (math.sqrt(float(req) + 0.375) - math.sqrt(lam + 0.375)) >= (self.count_z if z is None else z)
+        resid = _anscombe(float(req), eff / cpr)
+        return resid >= (self.count_z if z is None else z) * math.sqrt(max(self._disp, 1.0))
 
+    def _learn_disp(self, req: float, eff: float) -> None:
+        """Learn the count's overdispersion: an EW mean of the squared Anscombe residual (1 under
+        Poisson; real traffic is far burstier). A residual beyond 4 of its sigmas (a burst, an
+        outage) is trimmed once a few dozen buckets are in, so an incident does not blind the key."""
+        cpr = self._ref[0]
+        if self._ref_n < 10 or cpr <= 0 or eff <= 0:
+            return
+        r2 = _anscombe(req, eff / cpr) ** 2
+        if self._disp_n >= self.warmup and r2 > 16.0 * max(self._disp, 1.0):
+            return
+        self._disp += max(1.0 / (self._disp_n + 1.0), self.disp_alpha) * (r2 - self._disp)
+        self._disp_n += 1.0
 
     def _remember(self, t: float, ratio: float) -> None:
         b = int((t % DAY) // self.memory_bin_s)
@@ -438,3 +463,9 @@ class SeasonalSpendDetector:
                 return f"cache-hit ratio {rcache:.0%} -> {cache:.0%} (cost per token {factor:.1f}x normal)"
             return f"cost per token {factor:.1f}x normal (price mix)"
         return f"{name} {factor:.1f}x normal"
+
+
+def _anscombe(n: float, lam: float) -> float:
+    """Anscombe's variance-stabilised residual of a count ``n`` against its mean ``lam`` (sd ~1
+    under Poisson, honest in the tail for small counts too)."""
+    return 2.0 * (math.sqrt(n + 0.375) - math.sqrt(lam + 0.375))
