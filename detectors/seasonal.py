@@ -17,6 +17,7 @@ _LOG2 = math.log(2.0)
 WEEK_SLOTS = 42  # 4-hour blocks of the week
 WEEK_SLOT_S = 4 * HOUR
 WEEK_S = 7 * DAY
+_WEEKEND_SLOT = 5 * DAY / WEEK_SLOT_S  # the week position (in blocks from Monday) where Saturday starts
 _MONDAY = 4 * DAY  # epoch 0 was a Thursday: Monday 00:00 UTC is 4 days later (mod 7 days)
 DISP_ALPHA = 1 / 720  # the request-count overdispersion's memory: half a day of buckets
 
@@ -26,8 +27,10 @@ class SeasonalSpendDetector:
 
     * **Baseline** (Holt-Winters style, multiplicative, updated once per bucket):
       ``expected = L * S[hour] * W[weekday]``; ``S`` is 24 hour-of-day factors linearly interpolated
-      between slot centres, ``W`` 7 weekday factors, ``L`` a slow level (memory ~3 days). Every
-      learner starts as a running mean, so a new key is useful after ``warmup`` buckets.
+      between slot centres, ``W`` 42 factors of 4-hour blocks of the week, ``L`` a slow level (memory
+      ~3 days). Every learner starts as a running mean, so a new key is useful after ``warmup``
+      buckets. ``W`` is used only once a week of history is seen; before that a weekday has no
+      factor and a Saturday or Sunday (UTC) the weekend's spend so far over its weekday expectation.
     * **Spread**: EW variance of the *relative* residual ``cost / expected - 1`` per hour slot
       (a global one while a slot is cold), floored at ``rel_spread_floor``; residuals beyond
       4 sigma are trimmed, so a burst or an outage does not blind the slot.
@@ -62,6 +65,13 @@ class SeasonalSpendDetector:
     _disp: float = 1.0
     _disp_n: float = 0.0
     disp_alpha: float = DISP_ALPHA
+    #: time of the first bucket (None before it); -inf for state written before it existed, whose
+    #: day-of-week factors have already learned
+    _t0: float | None = -math.inf
+    #: first week: EW spend of weekend buckets, EW of their weekday expectation (level x shape), weight
+    _kind_v: float = 0.0
+    _kind_e: float = 0.0
+    _kind_n: float = 0.0
 
     def __init__(
         self,
@@ -99,6 +109,10 @@ class SeasonalSpendDetector:
         self.disp_alpha = disp_alpha
         self._disp = 1.0
         self._disp_n = 0.0
+        self._t0 = None
+        self._kind_v = 0.0
+        self._kind_e = 0.0
+        self._kind_n = 0.0
         self.memory_count_z = memory_count_z
         self.empty_requests = empty_requests
         self.outside_rate = outside_rate
@@ -160,11 +174,24 @@ class SeasonalSpendDetector:
         w0, w1 = int(base) % WEEK_SLOTS, int(base + 1) % WEEK_SLOTS
         return self._week[w0] * (1.0 - g) + self._week[w1] * g, w0, w1, g
 
+    def _first_week(self, t: float) -> bool:
+        return self._t0 is None or t - self._t0 < WEEK_S
+
+    def _dayf(self, t: float, wpos: float) -> float:
+        """The day-of-week factor. A 4-hour block seen once is no normal (its first minutes, or an
+        incident in it, would become its level), so before a week of history there is none, except
+        that a weekend day is judged by the weekend so far (a business key drops to a fifth)."""
+        if not self._first_week(t):
+            return self._weekf(wpos)[0]
+        if not _weekend(wpos) or self._kind_e <= 0.0:
+            return 1.0
+        return max(self._kind_v / self._kind_e, 0.05)
+
     def _state(self, t: float) -> tuple:
         """expected, relative sigma, memory multiplier, slot info for bucket time ``t``."""
         h0, h1, f, d = self._slots(t)
         shape = self._shape[h0] * (1.0 - f) + self._shape[h1] * f
-        expected = self._level * shape * self._weekf(d)[0] if self._n else 0.0
+        expected = self._level * shape * self._dayf(t, d) if self._n else 0.0
         if self._var_n[h0] >= 20 and self._var_n[h1] >= 20:
             var = self._var[h0] * (1.0 - f) + self._var[h1] * f
         else:
@@ -293,9 +320,10 @@ class SeasonalSpendDetector:
                     and self._count_evidence(x, expected, self.memory_count_z)):
                 self._remember(t, r0)
         value = y / mult
+        alarmed = anomalous or cusum >= 0.5 * self.cusum_h or max(mix_s, cache_s) >= 0.5 * self._mix.h
         outside = False
         if self._n:
-            guard = 1.0 if (anomalous or cusum >= 0.5 * self.cusum_h or max(mix_s, cache_s) >= 0.5 * self._mix.h) else 3.0
+            guard = 1.0 if alarmed else 3.0
             hi = expected * (1.0 + guard * rel)
             lo = expected * (1.0 - 1.5 * rel)  # an outage or traffic moved away is learned slowly too
             if self._n >= self.warmup:
@@ -325,9 +353,10 @@ class SeasonalSpendDetector:
         # baseline
         n = self._n
         shape = self._shape[h0] * (1.0 - f) + self._shape[h1] * f
-        week, w0, w1, g = self._weekf(d)
+        week = self._dayf(t, d)
         if n == 0:
             self._level = value
+            self._t0 = t
         else:
             a = max(1.0 / (n + 1), self.level_alpha)
             self._level += a * (value / max(shape * week, 1e-3) - self._level)
@@ -341,14 +370,10 @@ class SeasonalSpendDetector:
                 a = pace * w * max(1.0 / (k + 2.0), self.slot_alpha)  # the prior 1.0 counts as one sample
                 self._shape[h] = max(self._shape[h] + a * (target - self._shape[h]), 0.05)
                 self._shape_n[h] = k + w
-            target = value / (level * max(shape, 1e-3))
-            for i, w in ((w0, 1.0 - g), (w1, g)):
-                if w <= 0.0:
-                    continue
-                k = self._week_n[i]
-                a = pace * w * max(1.0 / (k + 2.0), self.week_alpha)
-                self._week[i] = max(self._week[i] + a * (target - self._week[i]), 0.05)
-                self._week_n[i] = k + w
+            base = level * max(shape, 1e-3)
+            self._learn_week(d, value / base, pace)
+            if not alarmed and _weekend(d) and self._first_week(t):
+                self._learn_weekend(y / mult, base, pace)
         # normal of the spend drivers and of the count's spread (normal buckets only)
         if not anomalous:
             self._learn_disp(req, eff)
@@ -356,6 +381,29 @@ class SeasonalSpendDetector:
         self._n = n + 1
 
     # -- helpers -------------------------------------------------------------------------
+    def _learn_week(self, wpos: float, target: float, pace: float) -> None:
+        """Learn the 4-hour-block factors of the week (used once a week of history is seen)."""
+        _, w0, w1, g = self._weekf(wpos)
+        for i, w in ((w0, 1.0 - g), (w1, g)):
+            if w <= 0.0:
+                continue
+            k = self._week_n[i]
+            a = pace * w * max(1.0 / (k + 2.0), self.week_alpha)
+            self._week[i] = max(self._week[i] + a * (target - self._week[i]), 0.05)
+            self._week_n[i] = k + w
+
+    def _learn_weekend(self, spend: float, base: float, pace: float) -> None:
+        """First week: the weekend's factor as a ratio of EW sums (spend over the weekday expectation)
+        of calm buckets, so the busy hours decide it rather than sparse night minutes, and of unclipped
+        spend (clipped at a band that follows the factor, a sparse key's factor sinks to its floor).
+        Out of band it learns at ``outside_rate``: traffic moved away is not a weekend."""
+        if self._kind_e <= 0.0:  # the prior factor 1 counts as one bucket
+            self._kind_v = self._kind_e = base
+        a = pace * max(1.0 / (self._kind_n + 2.0), self.week_alpha)
+        self._kind_v += a * (spend - self._kind_v)
+        self._kind_e += a * (base - self._kind_e)
+        self._kind_n += 1.0
+
     def rebase(self, x: Features) -> None:
         """Feedback "expected": scale the level so the expectation at ``x["t"]`` is ``x["cost"]``
         (the daily and weekly shape are kept) and clear the slow-shift evidence."""
@@ -463,6 +511,11 @@ class SeasonalSpendDetector:
                 return f"cache-hit ratio {rcache:.0%} -> {cache:.0%} (cost per token {factor:.1f}x normal)"
             return f"cost per token {factor:.1f}x normal (price mix)"
         return f"{name} {factor:.1f}x normal"
+
+
+def _weekend(wpos: float) -> bool:
+    """Saturday or Sunday (UTC), from the week position of :meth:`SeasonalSpendDetector._slots`."""
+    return wpos + 0.5 >= _WEEKEND_SLOT
 
 
 def _anscombe(n: float, lam: float) -> float:

@@ -1,0 +1,64 @@
+"""The seasonal detector's first week: no day-of-week factor yet, the weekend judged by the weekend so far."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from detectors.seasonal import SeasonalSpendDetector
+from streams.core import state_codec
+from tests.detectors.test_behaviour import feed
+
+T0 = 1_795_392_000.0  # a Monday 00:00 UTC
+DAY = 86400
+
+
+def bucket(t: float, rate: float, rng: random.Random) -> dict:
+    """One minute of a flat-priced key of about ``rate`` requests (one cent each)."""
+    req = max(0.0, round(rng.gauss(rate, math.sqrt(rate))))
+    return {"t": t, "cost": 0.01 * req, "requests": req, "input_tokens": 500.0 * req,
+            "output_tokens": 100.0 * req, "cached_input_tokens": 0.0}
+
+
+def business(i: int, rng: random.Random, start: float) -> dict:
+    """20 requests a minute on weekdays, a fifth of that on Saturdays and Sundays (UTC)."""
+    t = start + 60 * i
+    return bucket(t, 20.0 * (0.2 if ((t - T0) // DAY) % 7 >= 5 else 1.0), rng)
+
+
+def test_first_weekend_is_judged_by_the_weekend_so_far_and_monday_by_weekdays() -> None:
+    """A key that drops to a fifth at its first weekend: Sunday expects Saturday's level, Monday the
+    weekday level again (the drop must not have been learned into the hour-of-day shape), and
+    nothing pages from Friday to Monday."""
+    rng = random.Random(14)
+    det = SeasonalSpendDetector()
+    verdicts = feed(det, [business(i, rng, T0 + 3 * DAY) for i in range(5 * 1440)])  # Thursday to Monday
+    sunday_noon, monday_noon = 3 * 1440 + 12 * 60, 4 * 1440 + 12 * 60
+    assert 0.02 < verdicts[sunday_noon].expected < 0.06
+    assert 0.16 < verdicts[monday_noon].expected < 0.24
+    assert not any(v.anomalous for v in verdicts[1440:])
+
+
+def test_first_week_incident_does_not_become_a_block_normal() -> None:
+    """A loop of x4 for an hour on the first Thursday afternoon keeps its expectation (and pages)."""
+    rng = random.Random(13)
+    det = SeasonalSpendDetector()
+    start = T0 + 2 * DAY  # a Wednesday
+    feed(det, [bucket(start + 60 * i, 20.0, rng) for i in range(38 * 60)])  # to Thursday 14:00
+    verdicts = feed(det, [bucket(start + 60 * i, 80.0, rng) for i in range(38 * 60, 39 * 60)])
+    assert all(v.expected < 0.25 for v in verdicts)
+    assert sum(v.anomalous for v in verdicts) >= 50
+
+
+def test_week_state_round_trips_and_old_state_keeps_its_week_factors() -> None:
+    """The first bucket's time and the weekend factor are state; a detector written before them
+    (no ``_t0``) has learned its week factors and keeps using them."""
+    rng = random.Random(15)
+    det = SeasonalSpendDetector()
+    feed(det, [business(i, rng, T0 + 4 * DAY) for i in range(2 * 1440)])  # Friday and Saturday
+    clone = state_codec.loads(state_codec.dumps(det))
+    assert (clone._t0, clone._kind_v, clone._kind_e) == (det._t0, det._kind_v, det._kind_e)
+    assert clone._kind_v / clone._kind_e < 0.5
+    del clone.__dict__["_t0"]
+    saturday = T0 + 5 * DAY + 12 * 3600
+    assert clone._dayf(saturday, clone._slots(saturday)[3]) == clone._weekf(clone._slots(saturday)[3])[0]
