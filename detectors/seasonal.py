@@ -178,9 +178,10 @@ class SeasonalSpendDetector:
         return self._t0 is None or t - self._t0 < WEEK_S
 
     def _dayf(self, t: float, wpos: float) -> float:
-        """The day-of-week factor. A 4-hour block seen once is no normal (its first minutes, or an
-        incident in it, would become its level), so before a week of history there is none, except
-        that a weekend day is judged by the weekend so far (a business key drops to a fifth)."""
+        """The day-of-week factor. A 4-hour block seen once is no normal (a running mean of its first
+        minutes), so before a week of history there is none, except that a weekend day is judged by
+        the weekend so far (a business key drops to a fifth; learned into the hour-of-day shape, that
+        drop would page all of the first Monday morning)."""
         if not self._first_week(t):
             return self._weekf(wpos)[0]
         if not _weekend(wpos) or self._kind_e <= 0.0:
