@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="broker + worker + webhook receiver + traffic with a cost burst")
     demo.add_argument("--history-hours", type=float, default=3.0, help="hours of history replayed first")
-    demo.add_argument("--burst-after", type=float, default=45.0, help="seconds of live traffic before the burst")
+    demo.add_argument("--burst-after", type=float, default=45.0, help="seconds of live traffic before the burst (it starts on the next minute boundary after them)")
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
     demo.add_argument("--exit-after", choices=["firing", "resolved"], default=None,
                       help="stop once the burst's alert arrived firing (or resolved)")

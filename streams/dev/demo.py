@@ -8,6 +8,7 @@ replayed fast, then live traffic with a 10x cost burst on one model.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import signal
@@ -125,6 +126,16 @@ async def delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
         await admin.close()
 
 
+def burst_start(now: float, after_s: float, bucket_s: float = 60.0) -> float:
+    """The first bucket boundary at least ``after_s`` after ``now``.
+
+    A burst that starts late in a minute fills only a sliver of that bucket, which is not yet
+    anomalous, and is judged when the next one closes: up to two minutes after it started. On a
+    boundary its first bucket is whole and the alert follows that bucket's close (a minute plus
+    the allowed lateness), every run."""
+    return math.ceil((now + after_s) / bucket_s) * bucket_s
+
+
 async def run_demo(history_hours: float = 3.0, burst_after_s: float = 45.0, duration_s: float | None = None,
                    exit_after: str | None = None) -> int:
     started_broker = not localkafka.status()["running"]
@@ -183,7 +194,8 @@ async def run_demo(history_hours: float = 3.0, burst_after_s: float = 45.0, dura
                 await producer.send_events(generator.events(t, end), batch=100)
                 t = end
             say(f"history sent: {producer.sent_events:,} events in {producer.sent_messages:,} messages; live traffic now")
-            burst = Burst(BURST_MODEL, now + burst_after_s, now + burst_after_s + BURST_SECONDS, BURST_FACTOR)
+            start = burst_start(now, burst_after_s)
+            burst = Burst(BURST_MODEL, start, start + BURST_SECONDS, BURST_FACTOR)
             stop_at = None if duration_s is None else time.monotonic() + duration_s
             while not done.is_set() and (stop_at is None or time.monotonic() < stop_at):
                 if t >= burst.start and not burst_started:
