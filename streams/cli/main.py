@@ -45,6 +45,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings()
     pricer = PriceCatalogue.load(settings.prices_file)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app, _ = create_app(settings, pricer)
+    # every topic the worker reads, its tables' changelogs too, created and led before Faust
+    # starts: a changelog Faust creates itself can be missing from its first metadata, and then
+    # its recovery never completes
+    changelogs = {table.changelog_topic.get_topic_name(): table.partitions or settings.partitions
+                  for table in app.tables.values()}
     localkafka.ensure_topics(settings.bootstrap, {
         settings.usage_topic: settings.partitions,
         settings.alerts_topic: settings.partitions,
@@ -53,9 +60,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings.budget_spend_topic: settings.partitions,
         settings.gpu_topic: settings.partitions,
         settings.control_topic: settings.partitions,
-    }, replication=settings.replication_factor, client_options=settings.kafka_security.client_options())
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app, _ = create_app(settings, pricer)
+        **changelogs,
+    }, compacted=set(changelogs), replication=settings.replication_factor,
+        client_options=settings.kafka_security.client_options())
     app.task(keep_log_level(LOG_LEVELS[args.loglevel]))
     tune_gc()
     sys.argv = [sys.argv[0], "worker", "-l", args.loglevel]
