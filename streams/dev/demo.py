@@ -25,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from alerts.receiver import WebhookReceiver
 from alerts.signing import generate_secret
 from schemas.alert import Alert
+from schemas.errors import SpendSentryError
 from streams.dev import localkafka
 from streams.producer import UsageProducer
 from streams.dev.traffic import Burst, TrafficGenerator
@@ -52,6 +53,10 @@ def say(text: str) -> None:
     print(f"{time.strftime('%H:%M:%S')}  {text}", flush=True)
 
 
+class WorkerNotReady(SpendSentryError):
+    """The demo's worker exited or never became ready: the message says what it said and logged."""
+
+
 async def wait_ready(url: str, worker: subprocess.Popen, log_path: Path, timeout: float = READY_TIMEOUT_S) -> None:
     """Wait until ``/healthz`` answers 200; else raise with what it said last and the worker's log tail."""
     deadline = time.monotonic() + timeout
@@ -59,7 +64,7 @@ async def wait_ready(url: str, worker: subprocess.Popen, log_path: Path, timeout
     async with httpx.AsyncClient(timeout=2.0) as client:
         while time.monotonic() < deadline:
             if worker.poll() is not None:
-                raise RuntimeError(f"worker exited with code {worker.returncode}; the end of its log "
+                raise WorkerNotReady(f"worker exited with code {worker.returncode}; the end of its log "
                                    f"({log_path}):\n{log_tail(log_path)}")
             try:
                 response = await client.get(url)
@@ -69,7 +74,7 @@ async def wait_ready(url: str, worker: subprocess.Popen, log_path: Path, timeout
             except httpx.HTTPError as exc:
                 last = f"no answer ({type(exc).__name__})"
             await asyncio.sleep(0.5)
-    raise TimeoutError(f"worker not ready after {timeout:.0f}s; {url} said: {last}; the end of its log "
+    raise WorkerNotReady(f"worker not ready after {timeout:.0f}s; {url} said: {last}; the end of its log "
                        f"({log_path}):\n{log_tail(log_path)}")
 
 
