@@ -45,6 +45,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings()
     pricer = PriceCatalogue.load(settings.prices_file)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app, _ = create_app(settings, pricer)
+    # every topic the worker reads, its tables' changelogs too, created and led before Faust
+    # starts: a changelog Faust creates itself can be missing from its first metadata, and then
+    # its recovery never completes
+    changelogs = {table.changelog_topic.get_topic_name(): table.partitions or settings.partitions
+                  for table in app.tables.values()}
     localkafka.ensure_topics(settings.bootstrap, {
         settings.usage_topic: settings.partitions,
         settings.alerts_topic: settings.partitions,
@@ -53,9 +60,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings.budget_spend_topic: settings.partitions,
         settings.gpu_topic: settings.partitions,
         settings.control_topic: settings.partitions,
-    }, replication=settings.replication_factor, client_options=settings.kafka_security.client_options())
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app, _ = create_app(settings, pricer)
+        **changelogs,
+    }, compacted=set(changelogs), replication=settings.replication_factor,
+        client_options=settings.kafka_security.client_options())
     app.task(keep_log_level(LOG_LEVELS[args.loglevel]))
     tune_gc()
     sys.argv = [sys.argv[0], "worker", "-l", args.loglevel]
@@ -249,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="broker + worker + webhook receiver + traffic with a cost burst")
     demo.add_argument("--history-hours", type=float, default=3.0, help="hours of history replayed first")
-    demo.add_argument("--burst-after", type=float, default=45.0, help="seconds of live traffic before the burst")
+    demo.add_argument("--burst-after", type=float, default=45.0, help="seconds of live traffic before the burst (it starts on the next minute boundary after them)")
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
     demo.add_argument("--exit-after", choices=["firing", "resolved"], default=None,
                       help="stop once the burst's alert arrived firing (or resolved)")

@@ -23,7 +23,10 @@ the ratios are meaningful even on a shared machine. Stages:
    received (the in-bucket fast path). Bursts that start 40 s into their minute are too late for
    the fast path and alert when the bucket closes: latency = the producer's event time passing
    bucket end + allowed lateness -> webhook.
-5. **backtest**: ``streams.cli.backtest.backtest`` over a pre-generated file in a child process
+5. **hostile keys**: a worker with default settings fed 200,000 events, each with its own garbage
+   (unpriced) model name, then 1,000 ordinary events that must be counted too: its peak RSS
+   (``rss_mb_garbage_keys``) and the events folded into ``__other__`` past ``SPENDSENTRY_MAX_KEYS``.
+6. **backtest**: ``streams.cli.backtest.backtest`` over a pre-generated file in a child process
    (10k and 100k active keys); events/s and the child's peak RSS (``VmHWM``); and once more at
    10k keys with event time running at a large platform's rate (30k events/s), where a key
    closes a bucket every ~180 events instead of every 10; then the same events twice, timestamps
@@ -60,7 +63,8 @@ BATCH = 100
 T0 = 1_790_000_000.0  # event time of the throughput data sets (2026-09-21, minute aligned)
 SUMMARY_FIELDS = ("worker_eps", "worker_eps_single", "raw_eps", "faust_eps", "ratio_raw", "ratio_faust",
                   "alert_p50_s", "alert_p99_s", "backtest_eps", "rss_mb_100k_keys",
-                  "worker_eps_100k", "ratio_keys", "backtest_eps_rfc3339", "backtest_eps_epoch", "ratio_ts")
+                  "worker_eps_100k", "ratio_keys", "backtest_eps_rfc3339", "backtest_eps_epoch", "ratio_ts",
+                  "rss_mb_garbage_keys", "keys_folded")
 
 
 @dataclass
@@ -80,6 +84,9 @@ class Options:
     #: event-time rate of the extra backtest run at the first key count: a large platform's
     #: traffic (tens of thousands of events/s), where a key closes a bucket every ~180 events, not 10
     backtest_platform_eps: float = 30_000.0
+    #: distinct garbage model names fed to a worker, and its ``SPENDSENTRY_MAX_KEYS`` (None: default)
+    garbage_keys: int = 200_000
+    garbage_max_keys: int | None = None
     #: seconds of live traffic before the bursts (history is processed meanwhile)
     lead_s: float = 12.0
     quick: bool = False
@@ -88,7 +95,8 @@ class Options:
     @classmethod
     def quick_options(cls, events: int | None = None) -> Options:
         return cls(events=events or 5_000, batched_events=events or 5_000, keys_small=200, keys_large=0, bursts=1, close_bursts=0,
-                   background_eps=50.0, backtest_events=20_000, backtest_keys=(5_000,), lead_s=6.0, quick=True)
+                   background_eps=50.0, backtest_events=20_000, backtest_keys=(5_000,), lead_s=6.0, quick=True,
+                   garbage_keys=2_000, garbage_max_keys=100)
 
 
 @dataclass
@@ -420,6 +428,39 @@ async def worker_throughput(bootstrap: str, prefix: str, workdir: Path, msgs: li
             worker.stop()
 
 
+# ------------------------------------------------------------------------------------ hostile keys
+def garbage_events(n: int, seed: int = 7, t0: float = T0) -> list[dict]:
+    """``n`` events, each with its own garbage model name (random characters, 1-64 long, never
+    priced): a misconfigured client or an attacker inventing a key per event."""
+    rng = random.Random(seed)
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@ éß漢🙂"
+    return [{"event_id": f"g{seed}-{i:09d}", "timestamp": round(t0 + i * 0.01, 3), "provider": "openai",
+             "model": "".join(rng.choices(alphabet, k=rng.randint(1, 64))) + f"#{i}",
+             "input_tokens": rng.randint(1, 4000), "output_tokens": rng.randint(1, 800)} for i in range(n)]
+
+
+async def hostile_keys(bootstrap: str, prefix: str, workdir: Path, n: int, max_keys: int | None) -> dict[str, Any]:
+    """A worker with default settings (``max_keys``: ``SPENDSENTRY_MAX_KEYS``, None for the default)
+    fed ``n`` distinct garbage model names, 100 events per message; then 1,000 ordinary events
+    must be counted too (alive and counting). Peak RSS, keys folded into ``__other__``."""
+    env = {} if max_keys is None else {"SPENDSENTRY_MAX_KEYS": str(max_keys)}
+    r = await worker_throughput(bootstrap, prefix, workdir, messages(garbage_events(n), BATCH), n, keep=True, **env)
+    worker = r["worker"]
+    try:
+        folded = await worker.metric("spendsentry_keys_folded_total")
+        usage = f"{prefix}.usage"
+        await produce(bootstrap, usage, messages(make_events(1_000, 10, seed=9, t0=T0 + n * 0.01 + 60), BATCH))
+        deadline = time.monotonic() + 120
+        while (counted := await worker.metric("spendsentry_events_total") or 0) < n + 1_000:
+            if time.monotonic() > deadline or worker.process.poll() is not None:
+                raise RuntimeError(f"after {n:,} garbage keys the worker counted {counted:,.0f} of "
+                                   f"{n + 1_000:,} events:\n{worker.log_tail()}")
+            await asyncio.sleep(0.5)
+        return {"eps": r["eps"], "counted": counted, "folded": folded, "rss_mb": worker.peak_rss_mb()}
+    finally:
+        worker.stop()
+
+
 # ------------------------------------------------------------------------------------ alert latency
 def _pricey(j: int) -> str:
     return model_name(j, "gpt-4o")  # $2.50 / $10 per 1M tokens: a warm key spends ~$2/min
@@ -615,7 +656,7 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 
 def summary_line(figures: dict[str, float | None]) -> str:
     digits = {"ratio_raw": 3, "ratio_faust": 3, "alert_p50_s": 3, "alert_p99_s": 3, "rss_mb_100k_keys": 1,
-              "ratio_keys": 3, "ratio_ts": 3}
+              "ratio_keys": 3, "ratio_ts": 3, "rss_mb_garbage_keys": 1}
     return " ".join(f"{name}={_fmt(figures.get(name), digits.get(name, 0))}" for name in SUMMARY_FIELDS)
 
 
@@ -717,6 +758,12 @@ async def run_bench(opts: Options) -> Results:
                         f"p99 {_fmt(percentile(close, 99), 2)}s")
             res.say(f"  ({lat['background_events']:,} background events during the run; producer clock skew "
                     f"{lat['skew_s']:.1f}s; missed {len(lat['missed'])}; bad signatures {lat['rejected']})")
+            # -- hostile keys
+            r = await hostile_keys(bootstrap, f"{token}-garbage", workdir, opts.garbage_keys, opts.garbage_max_keys)
+            fig["rss_mb_garbage_keys"], fig["keys_folded"] = r["rss_mb"], r["folded"]
+            res.say(f"worker fed {opts.garbage_keys:,} distinct garbage model names: {r['eps']:,.0f} events/s, "
+                    f"{_fmt(r['folded'])} events folded into __other__, peak RSS {_fmt(r['rss_mb'])} MB; "
+                    f"then counting ({_fmt(r['counted'])} events in all)")
             # -- backtest
             for keys in opts.backtest_keys:
                 path = workdir / f"backtest-{keys}.jsonl"

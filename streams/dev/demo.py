@@ -8,6 +8,7 @@ replayed fast, then live traffic with a 10x cost burst on one model.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import signal
@@ -24,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from alerts.receiver import WebhookReceiver
 from alerts.signing import generate_secret
 from schemas.alert import Alert
+from schemas.errors import SpendSentryError
 from streams.dev import localkafka
 from streams.producer import UsageProducer
 from streams.dev.traffic import Burst, TrafficGenerator
@@ -51,6 +53,10 @@ def say(text: str) -> None:
     print(f"{time.strftime('%H:%M:%S')}  {text}", flush=True)
 
 
+class WorkerNotReady(SpendSentryError):
+    """The demo's worker exited or never became ready: the message says what it said and logged."""
+
+
 async def wait_ready(url: str, worker: subprocess.Popen, log_path: Path, timeout: float = READY_TIMEOUT_S) -> None:
     """Wait until ``/healthz`` answers 200; else raise with what it said last and the worker's log tail."""
     deadline = time.monotonic() + timeout
@@ -58,7 +64,7 @@ async def wait_ready(url: str, worker: subprocess.Popen, log_path: Path, timeout
     async with httpx.AsyncClient(timeout=2.0) as client:
         while time.monotonic() < deadline:
             if worker.poll() is not None:
-                raise RuntimeError(f"worker exited with code {worker.returncode}; the end of its log "
+                raise WorkerNotReady(f"worker exited with code {worker.returncode}; the end of its log "
                                    f"({log_path}):\n{log_tail(log_path)}")
             try:
                 response = await client.get(url)
@@ -68,7 +74,7 @@ async def wait_ready(url: str, worker: subprocess.Popen, log_path: Path, timeout
             except httpx.HTTPError as exc:
                 last = f"no answer ({type(exc).__name__})"
             await asyncio.sleep(0.5)
-    raise TimeoutError(f"worker not ready after {timeout:.0f}s; {url} said: {last}; the end of its log "
+    raise WorkerNotReady(f"worker not ready after {timeout:.0f}s; {url} said: {last}; the end of its log "
                        f"({log_path}):\n{log_tail(log_path)}")
 
 
@@ -123,6 +129,16 @@ async def delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
             await admin.delete_topics(names)
     finally:
         await admin.close()
+
+
+def burst_start(now: float, after_s: float, bucket_s: float = 60.0) -> float:
+    """The first bucket boundary at least ``after_s`` after ``now``.
+
+    A burst that starts late in a minute fills only a sliver of that bucket, which is not yet
+    anomalous, and is judged when the next one closes: up to two minutes after it started. On a
+    boundary its first bucket is whole and the alert follows that bucket's close (a minute plus
+    the allowed lateness), every run."""
+    return math.ceil((now + after_s) / bucket_s) * bucket_s
 
 
 async def run_demo(history_hours: float = 3.0, burst_after_s: float = 45.0, duration_s: float | None = None,
@@ -183,7 +199,8 @@ async def run_demo(history_hours: float = 3.0, burst_after_s: float = 45.0, dura
                 await producer.send_events(generator.events(t, end), batch=100)
                 t = end
             say(f"history sent: {producer.sent_events:,} events in {producer.sent_messages:,} messages; live traffic now")
-            burst = Burst(BURST_MODEL, now + burst_after_s, now + burst_after_s + BURST_SECONDS, BURST_FACTOR)
+            start = burst_start(now, burst_after_s)
+            burst = Burst(BURST_MODEL, start, start + BURST_SECONDS, BURST_FACTOR)
             stop_at = None if duration_s is None else time.monotonic() + duration_s
             while not done.is_set() and (stop_at is None or time.monotonic() < stop_at):
                 if t >= burst.start and not burst_started:

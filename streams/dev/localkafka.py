@@ -513,8 +513,11 @@ async def ensure_topics_async(
     *,
     replication: int = 1,
     client_options: dict | None = None,
+    metadata_timeout: float = 30.0,
 ) -> None:
-    """Create the missing ``topics`` (name → partitions); ``compacted`` ones compacted.
+    """Create the missing ``topics`` (name → partitions); ``compacted`` ones compacted; return
+    once every partition of those it created has a leader (:class:`BrokerError` after
+    ``metadata_timeout``).
 
     Topics that exist are left alone, whatever their settings. ``client_options`` carries the
     aiokafka security settings (SASL/SSL) for production brokers.
@@ -552,8 +555,28 @@ async def ensure_topics_async(
                 errors.append(f"{name}: {for_code(code).__name__} {rest[0] if rest else ''}".strip())
         if errors:
             raise BrokerError("could not create topics: " + "; ".join(errors))
+        await _until_led(client, {t.name: t.num_partitions for t in missing}, timeout=metadata_timeout)
     finally:
         await client.close()
+
+
+async def _until_led(client: Any, topics: dict[str, int], timeout: float) -> None:
+    """Wait until the broker's metadata lists every partition of ``topics`` with a leader.
+
+    A topic is created before its partitions have leaders; a Faust worker whose first metadata
+    request comes in between logs "not found in cluster metadata", ignores the topic, and its
+    table recovery never completes (seen right after a broker start: the demo waited 300 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described = await client.describe_topics(list(topics))
+        led = {t["topic"] for t in described if not t["error_code"] and len(t["partitions"]) == topics[t["topic"]]
+               and all(p["leader"] >= 0 for p in t["partitions"])}
+        if led >= set(topics):
+            return
+        if time.monotonic() > deadline:
+            raise BrokerError(f"topics without a leader {timeout:g}s after their creation: "
+                              f"{sorted(set(topics) - led)}")
+        await asyncio.sleep(0.2)
 
 
 def ensure_topics(

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
@@ -167,3 +168,18 @@ async def eventually(check, timeout: float = 60.0, interval: float = 0.5, messag
                 text = await text
             raise AssertionError(f"timed out after {timeout}s waiting for {text}")
         await asyncio.sleep(interval)
+
+
+def assert_delivered_once(receiver: WebhookReceiver) -> None:
+    """Every alert state reached ``receiver`` in exactly one accepted request.
+
+    Counts every request that reached it, not its deduplicated ``received`` view (which hides a
+    repeated webhook-id): a second accepted POST of one webhook-id is a double delivery, and a
+    second webhook-id for one (alert, status) is one a deduplicating receiver would not catch."""
+    accepted = Counter(attempt.webhook_id for attempt in receiver.attempts if attempt.status < 300)
+    assert accepted and all(n == 1 for n in accepted.values()), accepted
+    states = Counter((r["body"]["data"]["alert_id"], r["body"]["type"],
+                      r["body"]["data"].get("triggered_at")) for r in receiver.received)
+    assert all(n == 1 for n in states.values()), states
+    assert set(accepted) == {r["webhook_id"] for r in receiver.received}
+    assert receiver.rejected == 0

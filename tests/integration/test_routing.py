@@ -15,7 +15,7 @@ import pytest
 from alerts.receiver import WebhookReceiver
 from alerts.signing import generate_secret
 from alerts.slack_interactivity import sign_request
-from tests.integration.conftest import eventually, settle
+from tests.integration.conftest import assert_delivered_once, eventually, settle
 from tests.integration.test_pipeline import BURST, T0, history, produce
 from tests.support.pagerduty_api import PagerDutyAPIServer
 
@@ -87,6 +87,9 @@ async def test_subscriptions_and_budgets_survive_restart_and_route(make_worker, 
         budget_alerts = await eventually(lambda: [a for a in firing(receiver) if a["type"].startswith("budget_")],
                                          message="the budget alerts (after their grouping window)")
         assert all(a["key"]["budget"] == budget_id for a in budget_alerts)
+        await settle()
+        assert_delivered_once(team_hook)
+        assert_delivered_once(receiver)
     finally:
         await team_hook.stop()
         await pagerduty.stop()
@@ -186,8 +189,9 @@ async def test_many_keys_firing_together_reach_a_destination_as_one_message(make
     assert grouped["details"]["grouped"] is True and grouped["details"]["count"] >= 3
     assert grouped["alert_id"].startswith("ag_") and grouped["key"] == {}
     assert {m["key"]["model"] for m in grouped["details"]["members"]} <= {m.model for m in MODELS}
-    await worker.get("/healthz")
+    await settle()
     assert len(firing(receiver)) == 1
+    assert_delivered_once(receiver)
 
 
 async def test_snooze_holds_back_the_escalation_of_that_alert(make_worker, receiver, broker, topic_prefix):

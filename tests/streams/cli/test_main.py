@@ -28,3 +28,33 @@ def test_backtest_max_future_seconds_rejects_a_bad_value_with_one_clear_error(ca
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "--max-future-seconds: 'nan': must be a finite number >= 0" in err and "Traceback" not in err
+
+
+def test_the_worker_creates_every_topic_it_reads_and_its_tables_changelogs_before_faust_starts(
+        monkeypatch, tmp_path) -> None:
+    """A changelog Faust created itself could be missing from its first metadata request right
+    after a broker start; Faust then ignored it and its recovery never completed (a demo waited
+    300 s for a worker that never became ready)."""
+    import faust
+
+    from streams.dev import localkafka
+
+    created: dict = {}
+    monkeypatch.setattr(localkafka, "ensure_topics", lambda bootstrap, topics, compacted=frozenset(), **kw:
+                        created.update(topics=topics, compacted=set(compacted)))
+    started: list[set] = []
+    monkeypatch.setattr(faust.App, "main", lambda app: started.append(set(created.get("topics", ()))))
+    monkeypatch.setenv("SPENDSENTRY_TOPIC_PREFIX", "t")
+    monkeypatch.setenv("SPENDSENTRY_APP_ID", "t")
+    monkeypatch.setenv("SPENDSENTRY_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr("sys.argv", ["spendsentry", "worker"])
+    before = logging.root.level
+    try:
+        assert main(["worker", "-l", "warn"]) == 0
+    finally:
+        logging.root.setLevel(before)
+    changelogs = {name for name in created["topics"] if name.endswith("-changelog")}
+    assert {"t-meta-changelog", "t-recent-changelog", "t-delivered-changelog", "t-gpu-changelog"} <= changelogs
+    assert created["compacted"] == changelogs
+    assert {"t.usage", "t.alerts", "t.deadletter"} <= set(created["topics"])
+    assert started and started[0] == set(created["topics"])  # all of them before Faust started

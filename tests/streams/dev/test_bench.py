@@ -20,7 +20,7 @@ SUMMARY = re.compile(
     r"^worker_eps=\d+ worker_eps_single=\d+ raw_eps=\d+ faust_eps=\d+ ratio_raw=\d+\.\d{3} ratio_faust=\d+\.\d{3} "
     r"alert_p50_s=\d+\.\d{3} alert_p99_s=\d+\.\d{3} backtest_eps=\d+ rss_mb_100k_keys=\d+\.\d "
     r"worker_eps_100k=(\d+|nan) ratio_keys=(\d+\.\d{3}|nan) backtest_eps_rfc3339=\d+ backtest_eps_epoch=\d+ "
-    r"ratio_ts=\d+\.\d{3}$")
+    r"ratio_ts=\d+\.\d{3} rss_mb_garbage_keys=\d+\.\d keys_folded=\d+$")
 
 
 def test_events_are_about_300_bytes_every_key_active_in_time_order():
@@ -50,11 +50,20 @@ def test_batched_messages_keep_each_model_on_its_partition():
     assert seen == 2000
 
 
+def test_garbage_events_each_name_a_new_valid_unpriced_model():
+    events = bench.garbage_events(3000)
+    assert len({e["model"] for e in events}) == 3000
+    parsed = [validate_usage(e) for e in events]
+    pricer = PriceCatalogue.bundled()
+    assert all(pricer.cost(event) is None for event in parsed[:200])
+
+
 def test_summary_line_and_percentiles():
     figures = {"worker_eps": 51234.5, "worker_eps_single": 9000.2, "raw_eps": 300000, "faust_eps": 12000,
                "ratio_raw": 0.17, "ratio_faust": 0.75, "alert_p50_s": 3.5, "alert_p99_s": 4.25,
                "backtest_eps": 160000, "rss_mb_100k_keys": 512.34, "worker_eps_100k": 30000.4, "ratio_keys": 0.6,
-               "backtest_eps_rfc3339": 90000, "backtest_eps_epoch": 100000, "ratio_ts": 0.9}
+               "backtest_eps_rfc3339": 90000, "backtest_eps_epoch": 100000, "ratio_ts": 0.9,
+               "rss_mb_garbage_keys": 600.25, "keys_folded": 120000}
     line = bench.summary_line(figures)
     assert SUMMARY.match(line), line
     assert line.startswith("worker_eps=51234 worker_eps_single=9000 ")

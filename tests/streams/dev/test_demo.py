@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from streams.dev.demo import progress_line, wait_ready
+from schemas.errors import SpendSentryError
+from streams.dev.demo import WorkerNotReady, burst_start, progress_line, wait_ready
 
 
 def test_progress_names_events_buckets_the_last_judged_bucket_and_problems() -> None:
@@ -62,16 +63,26 @@ async def test_a_worker_not_ready_says_what_healthz_said_and_the_end_of_its_log(
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
     try:
-        with pytest.raises(TimeoutError) as raised:
+        with pytest.raises(WorkerNotReady) as raised:
             await wait_ready(f"http://127.0.0.1:{port}/healthz", Running(), worker_log(tmp_path), timeout=1.0)
     finally:
         await runner.cleanup()
     message = str(raised.value)
+    assert isinstance(raised.value, SpendSentryError)  # the command line prints it as one error, no traceback
     assert "503" in message and "table recovery not complete after 130s" in message
     assert message.endswith("line 39\n[ERROR] Topic x-sent-changelog not found in cluster metadata")
     assert "line 20\n" not in message and "\x1b" not in message  # the last 20 lines, no control codes
 
 
 async def test_a_worker_that_exited_says_so_with_the_end_of_its_log(tmp_path) -> None:
-    with pytest.raises(RuntimeError, match=r"exited with code 3(.|\n)*line 39\n\[ERROR\] Topic x-sent"):
+    with pytest.raises(WorkerNotReady, match=r"exited with code 3(.|\n)*line 39\n\[ERROR\] Topic x-sent"):
         await wait_ready("http://127.0.0.1:9/healthz", Exited(), worker_log(tmp_path), timeout=5.0)
+
+
+def test_the_burst_starts_on_the_first_minute_boundary_after_the_delay() -> None:
+    """Its first minute is whole, so it is judged when that minute closes; a burst starting at
+    second 50 filled a sixth of its first minute and alerted only after the next (+92 s)."""
+    # minute boundaries at 1e9 + 20, + 80, + 140 s
+    assert burst_start(1_000_000_005.0, 45.0) == 1_000_000_080.0
+    assert burst_start(1_000_000_035.0, 45.0) == 1_000_000_080.0  # exactly on one
+    assert burst_start(1_000_000_036.0, 45.0) == 1_000_000_140.0

@@ -123,3 +123,30 @@ async def test_sync_api_works_inside_an_event_loop(bootstrap: str) -> None:
         await admin.delete_topics([name])
     finally:
         await admin.close()
+
+
+class _Metadata:
+    """An admin client whose metadata lists a topic only after ``lag`` requests, and whose
+    partitions have no leader for ``leaderless`` more (as a broker right after its start)."""
+
+    def __init__(self, lag: int, leaderless: int) -> None:
+        self.lag, self.leaderless, self.requests = lag, leaderless, 0
+
+    async def describe_topics(self, names: list[str]) -> list[dict]:
+        self.requests += 1
+        if self.requests <= self.lag:
+            return [{"topic": n, "error_code": 3, "partitions": []} for n in names]
+        leader = -1 if self.requests <= self.lag + self.leaderless else 1
+        return [{"topic": n, "error_code": 0, "partitions": [{"partition": 0, "leader": leader},
+                                                             {"partition": 1, "leader": leader}]} for n in names]
+
+
+async def test_created_topics_are_waited_for_until_every_partition_has_a_leader() -> None:
+    client = _Metadata(lag=2, leaderless=2)
+    await localkafka._until_led(client, {"a-changelog": 2, "b": 2}, timeout=10)
+    assert client.requests == 5
+
+
+async def test_a_topic_that_never_gets_a_leader_is_one_clear_error() -> None:
+    with pytest.raises(localkafka.BrokerError, match=r"without a leader .*\['a-changelog'\]"):
+        await localkafka._until_led(_Metadata(lag=10**9, leaderless=0), {"a-changelog": 2}, timeout=0.5)
