@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from detectors.base import Features, Verdict
-from detectors.mix import CachedShareCusum, CostPerRequestCusum
+from detectors.mix import CachedShareCusum, CostPerRequestCusum, ModelShareCusum
 
 DAY = 86400.0
 HOUR = 3600.0
@@ -74,6 +74,10 @@ class SeasonalSpendDetector:
     _kind_v: float = 0.0
     _kind_e: float = 0.0
     _kind_n: float = 0.0
+    #: the key's share of its service's requests per provider (a model swap), judged by the engine
+    #: with the group's per-minute totals; set on ``model x service`` keys, None elsewhere (and in
+    #: state written before it existed)
+    price_mix: ModelShareCusum | None = None
 
     def __init__(
         self,
