@@ -36,13 +36,14 @@ class _BandCusum:
     def _step(self, inc: float) -> float:
         return min(max(0.0, self.s + min(inc, self.h / self.min_buckets)), 2.0 * self.h)
 
-    def _learn(self, x: float, requests: float, s: float) -> None:
-        """Learn the bucket's value ``x`` of ``requests`` requests unless the CUSUM is alarmed."""
+    def _learn(self, x: float, requests: float, s: float, pace: float = 1.0) -> None:
+        """Learn the bucket's value ``x`` of ``requests`` requests (at ``pace`` x the rate) unless
+        the CUSUM is alarmed."""
         if self.n == 0:
             self.m = x
         elif s <= self.freeze * self.h:
             r = x - self.m
-            a = max(1.0 / (self.n + 1), self.alpha)
+            a = max(1.0 / (self.n + 1), self.alpha) * pace
             self.m += a * r
             self.v += a * (min(requests * r * r, 25.0 * max(self.v, self.V_FLOOR)) - self.v)
         self.n += 1
@@ -132,3 +133,77 @@ class CachedShareCusum(_BandCusum):
         self.s = s
         if requests > 0 and input_tokens > 0:
             self._learn(cached / input_tokens, requests, s)
+
+
+class ModelShareCusum(_BandCusum):
+    """One-sided CUSUM of "this model's share of its service's requests rose": a model swap.
+
+    The share is over the service's models of one provider (a model and its siblings), from the
+    engine's per-minute totals of that group. A service that moves most calls from a cheap model to
+    its pricier sibling shows it plainly here (share 0 % -> 80 %), while in spend the new stream has
+    no history and the old one only falls.
+
+    * **Band**: EW mean ``m`` of the share over buckets where the group had requests, and the
+      overdispersion ``v``: EW mean of ``n * (share - m)^2`` (``n`` = the group's requests, so the
+      evidence is count-aware: binomial when ``v = m (1 - m)``), floored at ``V_FLOOR``; frozen
+      while the CUSUM is above ``freeze`` x its threshold. A slow drift of the mix is learned.
+    * **Evidence** per bucket ``n / v * D * (share - m - D / 2)`` with ``D = lift * (1 - m)`` (the
+      share rose by ``lift`` of what the siblings had), capped at ``h / min_buckets``; none when
+      ``D < min_rise`` (a service already on this model for the most part cannot swap to it).
+    * **Price**: EW means of log cost per request of this model (``own``) and of its siblings
+      (``rest``), so the engine raises a swap only towards a pricier model.
+    """
+
+    V_FLOOR = 0.05
+
+    def __init__(self, lift: float = 0.5, h: float = 20.0, alpha: float = 0.005, min_buckets: int = 8,
+                 warmup: int = 60, freeze: float = 0.3, price_alpha: float = 0.02, min_rise: float = 0.2) -> None:
+        super().__init__(h, alpha, min_buckets, warmup, freeze)
+        self.lift = lift
+        self.min_rise = min_rise
+        self.price_alpha = price_alpha
+        self.own = math.nan
+        self.rest = math.nan
+
+    @classmethod
+    def sibling_of(cls, source: ModelShareCusum) -> ModelShareCusum:
+        """The tracker of a model the service never used: the service's history, at share 0, and
+        the price of what it used so far as its siblings' price."""
+        new = cls(source.lift, source.h, source.alpha, source.min_buckets, source.warmup, source.freeze,
+                  source.price_alpha, source.min_rise)
+        new.n, new.m, new.v, new.rest = source.n, 0.0, source.v, source.own
+        return new
+
+    def assess(self, requests: float, group_requests: float) -> tuple[float, float]:
+        """(CUSUM after this bucket, this bucket's share); a bucket with no group requests adds nothing."""
+        if group_requests <= 0:
+            return self.s, self.m
+        share = requests / group_requests
+        d = self.lift * (1.0 - self.m)
+        if self.n < self.warmup or d < self.min_rise:
+            return 0.0, share
+        inc = group_requests / max(self.v, self.V_FLOOR) * d * (share - self.m - 0.5 * d)
+        return self._step(inc), share
+
+    def learn(self, requests: float, cost: float, group_requests: float, group_cost: float, s: float) -> None:
+        self.s = s
+        if group_requests <= 0:
+            return
+        share = requests / group_requests
+        # far outside the band (a swap away from this model, or its end) is learned at a tenth of
+        # the pace, so a swap of hours does not teach the model's return as a rise
+        self._learn(share, group_requests, s, 0.1 if abs(share - self.m) > 0.5 * self.lift else 1.0)
+        if requests > 0 and cost > 0:
+            self.own = _ew(self.own, math.log(cost / requests), self.price_alpha)
+        if group_requests > requests and group_cost > cost:
+            self.rest = _ew(self.rest, math.log((group_cost - cost) / (group_requests - requests)), self.price_alpha)
+
+    def price_ratio(self, requests: float, cost: float) -> float:
+        """This bucket's cost per request over the siblings' usual one (0 when either is unknown)."""
+        if requests <= 0 or cost <= 0 or math.isnan(self.rest):
+            return 0.0
+        return math.exp(math.log(cost / requests) - self.rest)
+
+
+def _ew(mean: float, x: float, alpha: float) -> float:
+    return x if math.isnan(mean) else mean + alpha * (x - mean)

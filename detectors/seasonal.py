@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from detectors.base import Features, Verdict
-from detectors.mix import CachedShareCusum, CostPerRequestCusum
+from detectors.mix import CachedShareCusum, CostPerRequestCusum, ModelShareCusum
 
 DAY = 86400.0
 HOUR = 3600.0
@@ -17,6 +17,8 @@ _LOG2 = math.log(2.0)
 WEEK_SLOTS = 42  # 4-hour blocks of the week
 WEEK_SLOT_S = 4 * HOUR
 WEEK_S = 7 * DAY
+#: the largest squared relative residual a warm-up bucket teaches the spread
+WARMUP_R2_CAP = 4.0
 _WEEKEND_SLOT = 5 * DAY / WEEK_SLOT_S  # the week position (in blocks from Monday) where Saturday starts
 _MONDAY = 4 * DAY  # epoch 0 was a Thursday: Monday 00:00 UTC is 4 days later (mod 7 days)
 DISP_ALPHA = 1 / 720  # the request-count overdispersion's memory: half a day of buckets
@@ -72,6 +74,10 @@ class SeasonalSpendDetector:
     _kind_v: float = 0.0
     _kind_e: float = 0.0
     _kind_n: float = 0.0
+    #: the key's share of its service's requests per provider (a model swap), judged by the engine
+    #: with the group's per-minute totals; set on ``model x service`` keys, None elsewhere (and in
+    #: state written before it existed)
+    price_mix: ModelShareCusum | None = None
 
     def __init__(
         self,
@@ -337,7 +343,10 @@ class SeasonalSpendDetector:
         # relative residual variance, Huber-clipped
         if expected > 0:
             resid = y / eff - 1.0 if eff > 0 else 0.0
-            r2 = resid * resid
+            # during warm-up the level is young (a key's first bucket is usually a sliver of a
+            # minute: 30x residuals follow it), so a residual counts as at most 2 (3x expected);
+            # uncapped, one partial first bucket set the spread to ~3.6 for hours
+            r2 = resid * resid if self._n >= self.warmup else min(resid * resid, WARMUP_R2_CAP)
             # trimmed: a residual beyond 4 sigma (a burst, an outage) says nothing about the noise
             # of normal minutes, and learning it would let one long incident blind the key.
             trimmed = self._n >= self.warmup and r2 > 16.0 * rel * rel

@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from operator import attrgetter
 from time import perf_counter
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Protocol
 
 import orjson
 
 from alerts.lifecycle import Lifecycle, SeverityPolicy
 from detectors.base import Detector, Verdict
+from detectors.mix import ModelShareCusum
 from detectors.seasonal import SeasonalSpendDetector
 from schemas.alert import Alert
 from schemas.errors import DecodeError, SchemaError, ValidationError
@@ -48,6 +50,8 @@ log = logging.getLogger("spendsentry.engine")
 #: field that marks a control message (feedback) on the usage topic
 CONTROL = "__control__"
 CONTROL_MARK = b'"__control__"'
+#: a model swap is news only towards a model whose requests cost this much more than its siblings'
+SWAP_PRICIER = 1.2
 
 
 class Pricer(Protocol):
@@ -173,6 +177,8 @@ class Engine:
         self._by_rest: dict[tuple, list[KeyState]] = {}
         #: keys with an open incident: judged every minute, empty minutes too (see _close_until)
         self._incidents: set[KeyState] = set()
+        #: model -> provider: a service's share of requests per model is judged within one provider
+        self._providers: dict[str, str] = {}
 
     def future_limit(self) -> float:
         """The latest event time accepted now (``inf`` with no bound or before the first event)."""
@@ -271,6 +277,8 @@ class Engine:
                 cost = 0.0
                 unpriced = True
         digest = _digest(event.event_id)
+        if event.model not in self._providers:
+            self._providers[event.model] = event.provider
         late = start < self.closed_until
         keys = self.keys
         dirty = self._dirty_windows
@@ -284,7 +292,7 @@ class Engine:
                     key = self._fold(family_index, dims)
                     state = keys.get((family_index, key))
                 if state is None:
-                    state = self._new_state(family_index, dims, key)
+                    state = self._new_state(family_index, dims, key, event.provider)
             bucket = None if late else state.open.get(start)
             if family_index == 0 and bucket is not None and digest in bucket.ids:
                 self.counters.duplicates += 1
@@ -405,13 +413,14 @@ class Engine:
             return
         for start in sorted(s for s in self._open_index if s + size <= limit):
             opened = self._open_index.pop(start)
+            totals = self._group_totals(opened, start)
             for state in sorted(opened, key=_by_name):
-                self._close(state, state.open.pop(start))
+                self._close(state, state.open.pop(start), totals)
             # a key with an open incident that went silent (traffic moved back, a job stopped) is
             # judged on its empty minutes too, so its incident settles and resolves
             for state in sorted((s for s in self._incidents if s not in opened and s.last_closed is not None
                                  and s.last_closed < start), key=_by_name):
-                self._close(state, Bucket(start))
+                self._close(state, Bucket(start), totals)
             self._merge()
         self.closed_until = limit
         if self.segments is not None:
@@ -420,7 +429,26 @@ class Engine:
         if self.budget_partials.sums:
             self._partials += self.budget_partials.close(limit)
 
-    def _close(self, state: KeyState, bucket: Bucket) -> None:
+    def _group(self, state: KeyState) -> tuple | None:
+        """The price-mix group of a key that tracks its share: (dimensions, values other than the
+        model, provider), e.g. one service's models of one provider; None for other keys."""
+        if getattr(state.detector, "price_mix", None) is None:
+            return None
+        return (tuple(state.key), tuple(v for d, v in state.key.items() if d != "model"),
+                self._providers.get(state.key["model"], ""))
+
+    def _group_totals(self, states: Iterable[KeyState], start: float) -> dict[tuple, tuple[float, float]]:
+        """(requests, cost) per price-mix group over the buckets of ``start`` that close now."""
+        totals: dict[tuple, tuple[float, float]] = {}
+        for state in states:
+            group = self._group(state)
+            if group is not None:
+                bucket = state.open[start]
+                n, c = totals.get(group, (0.0, 0.0))
+                totals[group] = (n + bucket.requests, c + bucket.cost)
+        return totals
+
+    def _close(self, state: KeyState, bucket: Bucket, totals: dict[tuple, tuple[float, float]] | None = None) -> None:
         size = self._size
         if state.last_closed is not None:
             gap_from = max(state.last_closed + size, bucket.start - self.config.max_gap_buckets * size)
@@ -428,11 +456,16 @@ class Engine:
             while start < bucket.start:
                 self._judge(state, Bucket(start))
                 start += size
-        self._judge(state, bucket)
+        self._judge(state, bucket, totals)
 
-    def _judge(self, state: KeyState, bucket: Bucket) -> None:
+    def _judge(self, state: KeyState, bucket: Bucket, totals: dict[tuple, tuple[float, float]] | None = None) -> None:
         started = perf_counter()
         verdict: Verdict = state.judge(bucket)
+        moved: list[str] = []
+        if totals is not None:  # a closing step (not a gap's empty minute): the group's totals are known
+            group = self._group(state)
+            if group is not None:
+                verdict, moved = self._price_mix(state, bucket, totals.get(group, (0.0, 0.0)), verdict)
         self.counters.detector_seconds += perf_counter() - started
         self.expected.record(state.name, bucket.start, bucket.cost, verdict.expected)
         config = self.config
@@ -450,7 +483,7 @@ class Engine:
             details={
                 "detector": state.detector.name, "requests": bucket.requests, "events": bucket.events,
                 "input_tokens": bucket.input_tokens, "output_tokens": bucket.output_tokens,
-                "unpriced_events": bucket.unpriced,
+                "unpriced_events": bucket.unpriced, **({"moved_from": moved} if moved else {}),
             },
         )
         self._track(state)
@@ -462,6 +495,43 @@ class Engine:
             self._incidents.discard(state)
         else:
             self._incidents.add(state)
+
+    def _price_mix(self, state: KeyState, bucket: Bucket, group: tuple[float, float],
+                   verdict: Verdict) -> tuple[Verdict, list[str]]:
+        """Judge the key's share of its group's requests (``ModelShareCusum``): a share that rose
+        well above its band, on a model pricier than its siblings, is a model swap, one alert on
+        the model that gained, naming the ones that lost (``moved_from``)."""
+        mix: ModelShareCusum = state.detector.price_mix  # type: ignore[attr-defined]
+        normal = mix.m
+        s, share = mix.assess(bucket.requests, group[0])
+        ratio = mix.price_ratio(bucket.requests, bucket.cost)
+        mix.learn(bucket.requests, bucket.cost, group[0], group[1], s)
+        if s >= mix.h and ratio >= SWAP_PRICIER:
+            moved = self._swapped_from(state)
+            model = state.key["model"]
+            source = ", ".join(moved) or "its other models"
+            return replace(
+                verdict, anomalous=True, score=max(verdict.score, 1.0 - math.exp(-s / mix.h)),
+                reason=verdict.reason if verdict.anomalous else
+                f"model swap: {share:.0%} of requests on {model} (normally {normal:.0%}), {ratio:.1f}x the cost"
+                f" per request of {source}: cusum={s:.1f}",
+                driver=verdict.driver if verdict.anomalous else
+                f"price mix: {normal:.0%} -> {share:.0%} of requests on {model} (from {source})"), moved
+        if s > 0.1 * mix.h and verdict.settled and group[0] > 0 and mix.m < 0.5:
+            verdict = replace(verdict, settled=False)  # a swap towards this model still builds
+        elif (not bucket.requests and not verdict.anomalous and not verdict.settled and s <= 0.1 * mix.h
+              and mix.m < 0.5):
+            # a minor model of its service whose calls went back to the siblings: an empty minute
+            # settles it (below its spend band only because the stream stopped)
+            verdict = replace(verdict, settled=True)
+        return verdict, []
+
+    def _swapped_from(self, state: KeyState) -> list[str]:
+        """The key's siblings in its price-mix group that normally carry a fifth of its requests or more."""
+        group = self._group(state)
+        family = self._families.index(tuple(state.key))
+        return sorted(s.key["model"] for s in self._by_rest.get(_rest(family, state.key), [])
+                      if s is not state and self._group(s) == group and s.detector.price_mix.m >= 0.2)  # type: ignore[attr-defined]
 
     def _fast_check(self, state: KeyState, bucket: Bucket, ts: float) -> None:
         """Cheap in-bucket burst test: a 30x retry storm alerts within seconds, not at minute end."""
@@ -486,11 +556,14 @@ class Engine:
             self._merge()
             self._dirty_models.add(state)
 
-    def _new_state(self, family_index: int, dims: tuple[str, ...], key: tuple) -> KeyState:
+    def _new_state(self, family_index: int, dims: tuple[str, ...], key: tuple, provider: str = "") -> KeyState:
         named = dict(zip(dims, key))
-        detector = self._borrowed(family_index, named) or self.config.detector_factory()
+        detector = self._borrowed(family_index, named, provider) or self.config.detector_factory()
         if family_index < len(self._families) - 1 and hasattr(detector, "use_mix"):
             detector.use_mix = False  # a mixture of finer keys: its cost per request moves with their mix
+        if (family_index and "model" in named and OTHER not in named.values() and hasattr(detector, "price_mix")
+                and detector.price_mix is None):
+            detector.price_mix = ModelShareCusum()
         state = KeyState(key_name(named), named, detector, Lifecycle(self.config.resolve_after))
         self.keys[(family_index, key)] = state
         self.family_sizes[family_index] += 1
@@ -501,7 +574,7 @@ class Engine:
             self._by_rest.setdefault(_rest(family_index, named), []).append(state)
         return state
 
-    def _borrowed(self, family_index: int, named: dict[str, str]) -> Detector | None:
+    def _borrowed(self, family_index: int, named: dict[str, str], provider: str = "") -> Detector | None:
         """A new ``model x service`` stream starts from a copy of the detector of the same
         service's busiest stream on another model (warm: ``fast_warmup`` closed buckets).
 
@@ -515,7 +588,12 @@ class Engine:
         if not warm:
             return None
         source = max(warm, key=lambda s: (s.closed, s.name))
-        return state_codec.loads(state_codec.dumps(source.detector))
+        copy = state_codec.loads(state_codec.dumps(source.detector))
+        mix = getattr(source.detector, "price_mix", None)
+        if mix is not None:  # its share starts at 0 against the service's history on a sibling, else afresh
+            same = provider and self._providers.get(source.key["model"]) == provider
+            copy.price_mix = ModelShareCusum.sibling_of(mix) if same else None
+        return copy
 
     def _fold(self, family_index: int, dims: tuple[str, ...]) -> tuple:
         """The ``__other__`` key a new key of a full family is counted under (logged once)."""
@@ -551,7 +629,9 @@ class Engine:
     def _merge(self) -> None:
         """One alert per cause: of the keys of one model that open incidents in the same step, the
         most specific (``model x service``) speaks and the others are silent; a key whose parent or
-        child already has an open, announced incident is silent too (that alert tells the story)."""
+        child already has an open, announced incident is silent too (that alert tells the story),
+        unless it is a model swap found by the service's price mix: a cause the open incident does
+        not name."""
         if not self._pending:
             return
         pending, self._pending = self._pending, []
@@ -562,11 +642,12 @@ class Engine:
             incident = state.lifecycle.incident
             if incident is None:
                 continue
-            if any(r.lifecycle.incident is not None and not r.lifecycle.incident.silent
+            swap = bool(alert.details.get("moved_from"))  # the share path names a cause of its own
+            if not swap and any(r.lifecycle.incident is not None and not r.lifecycle.incident.silent
                    and (r not in fresh or r in emitted) for r in self._related(state)):
                 incident.silent = True
                 continue
-            moved = self._moved_from(state)
+            moved = alert.details.get("moved_from") or self._moved_from(state)
             if moved:
                 alert.details["moved_from"] = moved
                 alert.summary += f"; traffic moved from {', '.join(moved)} to {state.key['model']}"

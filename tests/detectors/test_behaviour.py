@@ -107,3 +107,19 @@ def test_rebase_makes_the_new_level_normal(cls) -> None:
     assert feed(det, shifted[:1])[0].anomalous
     det.rebase(shifted[1])
     assert not any(v.anomalous for v in feed(det, shifted[2:]))
+
+
+@pytest.mark.parametrize("cls", SPEND, ids=lambda c: c.__name__)
+def test_a_partial_first_bucket_does_not_blind_the_key_for_hours(cls) -> None:
+    """A key's first bucket holds only the seconds after it appeared (a worker started mid-minute,
+    a new model): a sliver of a normal minute. Its residual against the first level is 30x; the
+    seasonal detector learned it as noise, its spread stayed ~3.6 for hours, and the demo's 10x
+    burst three hours later scored 0.35 and never alerted."""
+    rng = random.Random(3)
+    first = minute(0, rng)
+    sliver = {k: (v if k == "t" else v * 0.02) for k, v in first.items()}
+    det = cls()
+    verdicts = feed(det, [sliver] + [minute(i, rng) for i in range(1, 181)])
+    assert not any(v.anomalous for v in verdicts[40:])
+    burst = {k: (v if k == "t" else v * 10) for k, v in minute(181, rng).items()}
+    assert det.score_one(burst).anomalous

@@ -100,3 +100,35 @@ def test_an_incident_on_a_stream_that_goes_silent_resolves() -> None:
     alerts = [a for a in run(rows) if a.key == {"model": "gpt-4o", "service": "search"}]
     assert [a.status for a in alerts if "escalated_from" not in a.details] == ["firing", "resolved"], alerts
     assert alerts[-1].window_end <= T0 + 60 * (2 * DAY_MIN + 60 + 90)
+
+
+def test_a_second_swap_of_a_sparse_service_is_one_alert_naming_both_models() -> None:
+    """The share of the service's requests on each model has its own band: the second swap (the
+    pricier model's stream already has a history) pages like the first, and names both models."""
+    rng = random.Random(7)
+    rows = []
+    swaps = [(2 * DAY_MIN, 2 * DAY_MIN + 120), (3 * DAY_MIN, 3 * DAY_MIN + 120)]
+    for minute in range(3 * DAY_MIN + 180):
+        ts = T0 + 60 * minute + 5
+        rows.append((ts, "gpt-4.1", "support", 20 + rng.randint(-3, 3)))  # keeps event time moving
+        for _ in range(sum(rng.random() < 0.5 for _ in range(4))):  # search: 2 requests a minute
+            swapped = any(a <= minute < b for a, b in swaps) and rng.random() < 0.8
+            rows.append((ts + rng.random() * 50, "gpt-4o" if swapped else "gpt-4o-mini", "search", 1))
+    alerts = firings(a for a in run(rows) if a.window_start >= T0 + 60 * swaps[1][0] - 60)
+    assert len(alerts) == 1, [(a.key, a.summary) for a in alerts]
+    alert = alerts[0]
+    assert alert.key == {"model": "gpt-4o", "service": "search"} and alert.details["moved_from"] == ["gpt-4o-mini"]
+    assert "from gpt-4o-mini to gpt-4o" in alert.summary
+
+
+def test_a_slow_drift_of_a_services_mix_does_not_alert() -> None:
+    """A service that moves a growing part of its calls to the pricier sibling over two days (10 %
+    -> 40 %) is a drift its share band follows, not a swap."""
+    rng = random.Random(11)
+    rows = []
+    for minute in range(3 * DAY_MIN):
+        ts = T0 + 60 * minute + 5
+        share = 0.1 + 0.3 * max(0, minute - DAY_MIN) / (2 * DAY_MIN)
+        for _ in range(10 + rng.randint(-2, 2)):
+            rows.append((ts + rng.random() * 50, "gpt-4o" if rng.random() < share else "gpt-4o-mini", "search", 1))
+    assert firings(a for a in run(rows) if a.window_start >= T0 + 60 * DAY_MIN) == []
