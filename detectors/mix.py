@@ -64,7 +64,8 @@ class CostPerRequestCusum(_BandCusum):
     * **Materiality**: ``excess``, the extra spend of the current run (summed over the buckets since
       the CUSUM left zero). On a cheap stream a bloat or leak that doubles what a request costs adds
       a fraction of a cent a minute, so "this minute is $0.05 above normal" never holds; "the rise
-      has cost $0.05 so far" does, within minutes.
+      has cost $0.05 so far" does, within minutes. An empty bucket ends the run (the CUSUM stays):
+      evidence carried through a silent day must not make the first minute after it material.
     """
 
     V_FLOOR = 0.02
@@ -80,7 +81,7 @@ class CostPerRequestCusum(_BandCusum):
         """(CUSUM after this bucket, cost per request / normal, extra spend of the run so far); an
         empty bucket adds nothing."""
         if requests <= 0 or cost <= 0 or self.n < self.warmup:
-            return (self.s, 1.0, self.excess) if requests <= 0 else (0.0, 1.0, 0.0)
+            return (self.s, 1.0, 0.0) if requests <= 0 else (0.0, 1.0, 0.0)
         r = math.log(cost / requests) - self.m
         inc = requests / max(self.v, self.V_FLOOR) * self.d * (r - 0.5 * self.d)
         s = self._step(inc)
