@@ -61,25 +61,36 @@ class CostPerRequestCusum(_BandCusum):
     * **Evidence** per bucket ``n / sigma^2 * d * (r - d / 2)`` with ``d = log(delta)`` and
       ``r = log cpr - m``, capped at ``h / min_buckets`` (a rise must last at least that many
       buckets), so a busy key decides in minutes and a sparse one after enough requests.
+    * **Materiality**: ``excess``, the extra spend of the current run (summed over the buckets since
+      the CUSUM left zero). On a cheap stream a bloat or leak that doubles what a request costs adds
+      a fraction of a cent a minute, so "this minute is $0.05 above normal" never holds; "the rise
+      has cost $0.05 so far" does, within minutes. An empty bucket ends the run (the CUSUM stays):
+      evidence carried through a silent day must not make the first minute after it material.
     """
 
     V_FLOOR = 0.02
+    #: extra spend of the current run (a class default, so state written before it restores)
+    excess: float = 0.0
 
     def __init__(self, delta: float = 1.25, h: float = 20.0, alpha: float = 0.005, min_buckets: int = 8,
                  warmup: int = 60, freeze: float = 0.3) -> None:
         super().__init__(h, alpha, min_buckets, warmup, freeze)
         self.d = math.log(delta)
 
-    def assess(self, requests: float, cost: float) -> tuple[float, float]:
-        """(CUSUM after this bucket, cost per request / normal); an empty bucket adds nothing."""
+    def assess(self, requests: float, cost: float) -> tuple[float, float, float]:
+        """(CUSUM after this bucket, cost per request / normal, extra spend of the run so far); an
+        empty bucket adds nothing."""
         if requests <= 0 or cost <= 0 or self.n < self.warmup:
-            return self.s if requests <= 0 else 0.0, 1.0
+            return (self.s, 1.0, 0.0) if requests <= 0 else (0.0, 1.0, 0.0)
         r = math.log(cost / requests) - self.m
         inc = requests / max(self.v, self.V_FLOOR) * self.d * (r - 0.5 * self.d)
-        return self._step(inc), math.exp(r)
+        s = self._step(inc)
+        ratio = math.exp(r)
+        return s, ratio, (self.excess + cost - cost / ratio if s > 0.0 else 0.0)
 
-    def learn(self, requests: float, cost: float, s: float) -> None:
+    def learn(self, requests: float, cost: float, s: float, excess: float) -> None:
         self.s = s
+        self.excess = excess
         if requests > 0 and cost > 0:
             self._learn(math.log(cost / requests), requests, s)
 

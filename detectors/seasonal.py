@@ -258,12 +258,12 @@ class SeasonalSpendDetector:
             and excess >= self.min_excess_usd
         )
         req = float(x.get("requests", 0.0) or 0.0)
-        mix_s, mix_r = self._mix.assess(req, y)
+        mix_s, mix_r, mix_x = self._mix.assess(req, y)
         mixed = (
             self.use_mix
             and mix_s >= self._mix.h
             and mix_r >= self.mix_ratio
-            and y - y / mix_r >= self.min_excess_usd
+            and mix_x >= self.min_excess_usd  # what the rise has cost so far, not this minute alone
         )
         tin = float(x.get("input_tokens", 0.0) or 0.0)
         cached = float(x.get("cached_input_tokens", 0.0) or 0.0)
@@ -271,11 +271,11 @@ class SeasonalSpendDetector:
         if req <= 0 and self._ref_n >= 10 and self._ref[0] > 0 and eff / self._ref[0] >= self.empty_requests:
             # an empty minute where several requests were expected: the stream stopped, so what a
             # request costs is no longer news (an incident on a stream that goes silent settles)
-            mix_s = cache_s = 0.0
+            mix_s = cache_s = mix_x = 0.0
         # the cached share stays far below its band and a request costs more than normal
         uncached = self.use_mix and cache_s >= self._cache.h and mix_r > 1.0
         return (t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d, req, mix_s, mix_r,
-                mixed or uncached, tin, cached, cache_s, share, uncached)
+                mixed or uncached, tin, cached, cache_s, share, uncached, mix_x)
 
     # -- protocol ------------------------------------------------------------------------
     def score_one(self, x: Features) -> Verdict:
@@ -283,7 +283,7 @@ class SeasonalSpendDetector:
         # the engine learns the bucket it just scored: learn_one reuses this (x is held, so its id is not reused)
         self._scored = (x, assessed)
         t, y, expected, rel, mult, eff, z, cusum, fast, slow, *_, mix_s, mix_r, mixed = assessed[:18]
-        cache_s, share, uncached = assessed[20:]
+        cache_s, share, uncached = assessed[20:23]
         score = max(1.0 - math.exp(-max(z, 0.0) / self.z_threshold), 1.0 - math.exp(-cusum / self.cusum_h),
                     1.0 - math.exp(-max(mix_s, cache_s) / self._mix.h))
         anomalous = fast or slow or mixed
@@ -313,10 +313,10 @@ class SeasonalSpendDetector:
         scored, self._scored = self._scored, None
         assessed = scored[1] if scored is not None and scored[0] is x else self._assess(x)
         (t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d, req, mix_s, _, mixed,
-         tin, cached, cache_s, _, _) = assessed
+         tin, cached, cache_s, _, _, mix_x) = assessed
         anomalous = fast or slow or mixed
         self._cusum = cusum
-        self._mix.learn(req, y, mix_s)
+        self._mix.learn(req, y, mix_s, mix_x)
         self._cache.learn(req, tin, cached, cache_s)
         # recurring-spike memory: remember material spikes by time of day
         if self.use_memory and self._n >= self.warmup and expected > 0:
@@ -424,7 +424,7 @@ class SeasonalSpendDetector:
         elif cost > 0:
             self._level = cost
         self._cusum = 0.0
-        self._mix.s = 0.0
+        self._mix.s = self._mix.excess = 0.0
         self._cache.s = 0.0
 
     def _hold(self, eff: float) -> int:
