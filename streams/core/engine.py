@@ -177,7 +177,8 @@ class Engine:
         self._by_rest: dict[tuple, list[KeyState]] = {}
         #: keys with an open incident: judged every minute, empty minutes too (see _close_until)
         self._incidents: set[KeyState] = set()
-        #: model -> provider: a service's share of requests per model is judged within one provider
+        #: model -> provider (at most ``max_keys``): a service's share of requests per model is
+        #: judged within one provider
         self._providers: dict[str, str] = {}
 
     def future_limit(self) -> float:
@@ -277,8 +278,8 @@ class Engine:
                 cost = 0.0
                 unpriced = True
         digest = _digest(event.event_id)
-        if event.model not in self._providers:
-            self._providers[event.model] = event.provider
+        if event.model not in self._providers and len(self._providers) < self.config.max_keys:
+            self._providers[event.model] = event.provider  # bounded like the keys: past it, folded anyway
         late = start < self.closed_until
         keys = self.keys
         dirty = self._dirty_windows

@@ -162,6 +162,13 @@ def test_unpriced_models_are_bounded() -> None:
     assert dict(engine.unpriced_models) == {("p0", "mystery"): 1, ("p1", "mystery"): 1, (OTHER, OTHER): 3}
 
 
+def test_the_provider_of_each_model_is_bounded_too() -> None:
+    """The price mix remembers each model's provider: endless model names must not grow it."""
+    engine = Engine(EngineConfig(max_keys=3), FlatPricer())
+    run(engine, [{**GOOD, "event_id": f"m{i}", "model": f"junk-{i}"} for i in range(50)])
+    assert len(engine._providers) == 3
+
+
 def test_an_error_outside_any_event_is_a_dead_letter_too(monkeypatch: pytest.MonkeyPatch) -> None:
     """An error before the message is split into events (here in the decoder) dead-letters it whole."""
     engine = Engine(EngineConfig(), FlatPricer())
