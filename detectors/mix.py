@@ -82,17 +82,17 @@ class CostPerRequestCusum(_BandCusum):
         empty bucket adds nothing."""
         if requests <= 0 or cost <= 0 or self.n < self.warmup:
             return (self.s, 1.0, 0.0) if requests <= 0 else (0.0, 1.0, 0.0)
-        r = math.log(cost / requests) - self.m
+        r = safe_log(cost / requests) - self.m
         inc = requests / max(self.v, self.V_FLOOR) * self.d * (r - 0.5 * self.d)
         s = self._step(inc)
-        ratio = math.exp(r)
+        ratio = math.exp(min(r, 700.0))
         return s, ratio, (self.excess + cost - cost / ratio if s > 0.0 else 0.0)
 
     def learn(self, requests: float, cost: float, s: float, excess: float) -> None:
         self.s = s
         self.excess = excess
         if requests > 0 and cost > 0:
-            self._learn(math.log(cost / requests), requests, s)
+            self._learn(safe_log(cost / requests), requests, s)
 
 
 class CachedShareCusum(_BandCusum):
@@ -195,15 +195,21 @@ class ModelShareCusum(_BandCusum):
         # the pace, so a swap of hours does not teach the model's return as a rise
         self._learn(share, group_requests, s, 0.1 if abs(share - self.m) > 0.5 * self.lift else 1.0)
         if requests > 0 and cost > 0:
-            self.own = _ew(self.own, math.log(cost / requests), self.price_alpha)
+            self.own = _ew(self.own, safe_log(cost / requests), self.price_alpha)
         if group_requests > requests and group_cost > cost:
-            self.rest = _ew(self.rest, math.log((group_cost - cost) / (group_requests - requests)), self.price_alpha)
+            self.rest = _ew(self.rest, safe_log((group_cost - cost) / (group_requests - requests)), self.price_alpha)
 
     def price_ratio(self, requests: float, cost: float) -> float:
         """This bucket's cost per request over the siblings' usual one (0 when either is unknown)."""
         if requests <= 0 or cost <= 0 or math.isnan(self.rest):
             return 0.0
-        return math.exp(math.log(cost / requests) - self.rest)
+        return math.exp(min(safe_log(cost / requests) - self.rest, 700.0))  # no overflow on absurd prices
+
+
+def safe_log(x: float) -> float:
+    """``log`` that takes a cost per request rounded to 0 (a denormal ``cost_usd`` over several
+    requests) as the smallest positive float instead of raising."""
+    return math.log(max(x, 5e-324))
 
 
 def _ew(mean: float, x: float, alpha: float) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from detectors.base import Features, Verdict
-from detectors.mix import CachedShareCusum, CostPerRequestCusum, ModelShareCusum
+from detectors.mix import CachedShareCusum, CostPerRequestCusum, ModelShareCusum, safe_log
 
 DAY = 86400.0
 HOUR = 3600.0
@@ -380,7 +380,7 @@ class SeasonalSpendDetector:
                 a = pace * w * max(1.0 / (k + 2.0), self.slot_alpha)  # the prior 1.0 counts as one sample
                 self._shape[h] = max(self._shape[h] + a * (target - self._shape[h]), 0.05)
                 self._shape_n[h] = k + w
-            base = level * max(shape, 1e-3)
+            base = max(level * max(shape, 1e-3), 5e-324)  # a denormal level times a shape rounds to 0
             self._learn_week(d, value / base, pace)
             if not alarmed and _weekend(d) and self._first_week(t):
                 self._learn_weekend(y / mult, base, pace)
@@ -507,15 +507,15 @@ class SeasonalSpendDetector:
         _, rtpr, rcpt, rcache = self._ref
         if rtpr <= 0 or rcpt <= 0:
             return ""
-        total = math.log(y / eff)
-        l_tpr = math.log(tpr / rtpr)
-        l_cpt = math.log(cpt / rcpt)
+        total = safe_log(y / eff)
+        l_tpr = safe_log(tpr / rtpr)
+        l_cpt = safe_log(cpt / rcpt)
         l_req = total - l_tpr - l_cpt
         name, value = max((("requests", l_req), ("tokens per request", l_tpr), ("cost per token", l_cpt)),
                           key=lambda kv: kv[1])
         if value < 0.5 * _LOG2 * 0.5 and value < 0.5 * total:
             return ""
-        factor = math.exp(value)
+        factor = math.exp(min(value, 700.0))
         if name == "cost per token":
             if rcache - cache >= 0.15:
                 return f"cache-hit ratio {rcache:.0%} -> {cache:.0%} (cost per token {factor:.1f}x normal)"

@@ -461,12 +461,17 @@ class Engine:
 
     def _judge(self, state: KeyState, bucket: Bucket, totals: dict[tuple, tuple[float, float]] | None = None) -> None:
         started = perf_counter()
-        verdict: Verdict = state.judge(bucket)
         moved: list[str] = []
-        if totals is not None:  # a closing step (not a gap's empty minute): the group's totals are known
-            group = self._group(state)
-            if group is not None:
-                verdict, moved = self._price_mix(state, bucket, totals.get(group, (0.0, 0.0)), verdict)
+        try:
+            verdict: Verdict = state.judge(bucket)
+            if totals is not None:  # a closing step (not a gap's empty minute): the group's totals are known
+                group = self._group(state)
+                if group is not None:
+                    verdict, moved = self._price_mix(state, bucket, totals.get(group, (0.0, 0.0)), verdict)
+        except Exception as exc:  # noqa: BLE001 - one key's detector must never stop the close of the others
+            self.counters.errors += 1
+            log.warning("detector of %s failed on the bucket at %s: %r", state.name, bucket.start, exc)
+            verdict = Verdict(score=0.0, expected=0.0, anomalous=False)
         self.counters.detector_seconds += perf_counter() - started
         self.expected.record(state.name, bucket.start, bucket.cost, verdict.expected)
         config = self.config

@@ -182,3 +182,37 @@ def test_an_error_outside_any_event_is_a_dead_letter_too(monkeypatch: pytest.Mon
     assert engine.counters.errors == 1
     monkeypatch.undo()
     assert_still_counts(engine)
+
+
+def test_a_denormal_cost_is_counted_and_every_bucket_still_closes() -> None:
+    """``cost_usd=5e-324`` over two requests is a cost per request of 0: ``log`` of it raised in the
+    price-mix and cost-per-request paths, the event was dead-lettered after it was counted, and the
+    other keys' buckets of that minute were left open and never judged."""
+    from streams.core.pricing import PriceCatalogue
+
+    engine = Engine(EngineConfig(), PriceCatalogue.bundled())
+
+    def event(i: int, ts: float, model: str, **extra: object) -> bytes:
+        return orjson.dumps({"event_id": f"d{i}", "timestamp": ts, "provider": "openai", "model": model,
+                             "service": "s", "input_tokens": 10, "output_tokens": 1, **extra})
+
+    dead = engine.ingest(event(1, T0 + 1, "gpt-4o-mini"))
+    dead += engine.ingest(event(2, T0 + 2, "gpt-4o", cost_usd=5e-324, request_count=2))
+    for m in range(1, 4):
+        dead += engine.ingest(event(10 + m, T0 + 60 * m + 30, "gpt-4o-mini"))
+    assert dead == [] and engine.counters.errors == 0
+    engine.flush()
+    assert all(not state.open for state in engine.keys.values())
+
+
+def test_a_detector_that_raises_costs_its_key_one_minute_and_the_others_are_judged(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = Engine(EngineConfig(), FlatPricer())
+    run(engine, [{**GOOD, "event_id": f"a{i}", "model": m, "timestamp": T0 + i} for i, m in enumerate(["a", "b"])])
+    broken = next(s for s in engine.keys.values() if s.key == {"model": "a"})
+    monkeypatch.setattr(broken.detector, "score_one", lambda x: 1 / 0)
+    run(engine, [{**GOOD, "event_id": "later", "model": "b", "timestamp": T0 + 130}])
+    assert engine.counters.errors == 1
+    assert {state.name: state.last_closed for state in engine.keys.values()} == {"model=a": None, "model=b": T0}
+    assert not broken.open  # its bucket was closed (unjudged), not left behind
+    assert_still_counts(engine)
