@@ -516,7 +516,7 @@ async def ensure_topics_async(
     metadata_timeout: float = 30.0,
 ) -> None:
     """Create the missing ``topics`` (name → partitions); ``compacted`` ones compacted; return
-    once every partition of those it created has a leader (:class:`BrokerError` after
+    once every partition of every one of them has a leader (:class:`BrokerError` after
     ``metadata_timeout``).
 
     Topics that exist are left alone, whatever their settings. ``client_options`` carries the
@@ -546,22 +546,24 @@ async def ensure_topics_async(
             for name, partitions in topics.items()
             if name not in existing
         ]
-        if not missing:
-            return
-        response = await client.create_topics(missing, timeout_ms=15000)
-        errors = []
-        for name, code, *rest in response.topic_errors:
-            if code and code != TopicAlreadyExistsError.errno:
-                errors.append(f"{name}: {for_code(code).__name__} {rest[0] if rest else ''}".strip())
-        if errors:
-            raise BrokerError("could not create topics: " + "; ".join(errors))
-        await _until_led(client, {t.name: t.num_partitions for t in missing}, timeout=metadata_timeout)
+        if missing:
+            response = await client.create_topics(missing, timeout_ms=15000)
+            errors = []
+            for name, code, *rest in response.topic_errors:
+                if code and code != TopicAlreadyExistsError.errno:
+                    errors.append(f"{name}: {for_code(code).__name__} {rest[0] if rest else ''}".strip())
+            if errors:
+                raise BrokerError("could not create topics: " + "; ".join(errors))
+        # existing topics too: right after a broker restart their partitions can be leaderless
+        await _until_led(client, {name: next((t.num_partitions for t in missing if t.name == name), 1)
+                                  for name in topics}, timeout=metadata_timeout)
     finally:
         await client.close()
 
 
 async def _until_led(client: Any, topics: dict[str, int], timeout: float) -> None:
-    """Wait until the broker's metadata lists every partition of ``topics`` with a leader.
+    """Wait until the broker's metadata lists at least ``topics[name]`` partitions of each topic,
+    every one with a leader.
 
     A topic is created before its partitions have leaders; a Faust worker whose first metadata
     request comes in between logs "not found in cluster metadata", ignores the topic, and its
@@ -569,7 +571,7 @@ async def _until_led(client: Any, topics: dict[str, int], timeout: float) -> Non
     deadline = time.monotonic() + timeout
     while True:
         described = await client.describe_topics(list(topics))
-        led = {t["topic"] for t in described if not t["error_code"] and len(t["partitions"]) == topics[t["topic"]]
+        led = {t["topic"] for t in described if not t["error_code"] and len(t["partitions"]) >= topics[t["topic"]]
                and all(p["leader"] >= 0 for p in t["partitions"])}
         if led >= set(topics):
             return
