@@ -156,6 +156,9 @@ class ModelShareCusum(_BandCusum):
     """
 
     V_FLOOR = 0.05
+    #: the model's provider (its group), kept with the state so a restarted engine knows it before
+    #: the model's next event (a class default: trackers written before it restore with "")
+    provider: str = ""
 
     def __init__(self, lift: float = 0.5, h: float = 20.0, alpha: float = 0.005, min_buckets: int = 8,
                  warmup: int = 60, freeze: float = 0.3, price_alpha: float = 0.02, min_rise: float = 0.2) -> None:
@@ -173,6 +176,7 @@ class ModelShareCusum(_BandCusum):
         new = cls(source.lift, source.h, source.alpha, source.min_buckets, source.warmup, source.freeze,
                   source.price_alpha, source.min_rise)
         new.n, new.m, new.v, new.rest = source.n, 0.0, source.v, source.own
+        new.provider = source.provider
         return new
 
     def assess(self, requests: float, group_requests: float) -> tuple[float, float]:

@@ -567,10 +567,8 @@ class Engine:
         detector = self._borrowed(family_index, named, provider) or self.config.detector_factory()
         if family_index < len(self._families) - 1 and hasattr(detector, "use_mix"):
             detector.use_mix = False  # a mixture of finer keys: its cost per request moves with their mix
-        if (family_index and "model" in named and OTHER not in named.values() and hasattr(detector, "price_mix")
-                and detector.price_mix is None):
-            detector.price_mix = ModelShareCusum()
         state = KeyState(key_name(named), named, detector, Lifecycle(self.config.resolve_after))
+        self._adopt_price_mix(state, family_index, provider)
         self.keys[(family_index, key)] = state
         self.family_sizes[family_index] += 1
         parent = self._parent_id(named)
@@ -579,6 +577,21 @@ class Engine:
         if "model" in named:
             self._by_rest.setdefault(_rest(family_index, named), []).append(state)
         return state
+
+    def _adopt_price_mix(self, state: KeyState, family_index: int, provider: str = "") -> None:
+        """Give a ``model x ...`` key a price-mix tracker if it has none (a new key, or one restored
+        from state written before the price mix existed), and learn its model's provider from it."""
+        detector, named = state.detector, state.key
+        if not (family_index and "model" in named and OTHER not in named.values() and hasattr(detector, "price_mix")):
+            return
+        if detector.price_mix is None:
+            detector.price_mix = ModelShareCusum()
+        mix = detector.price_mix
+        if provider and not mix.provider:
+            mix.provider = provider
+        model = named["model"]
+        if mix.provider and model not in self._providers and len(self._providers) < self.config.max_keys:
+            self._providers[model] = mix.provider
 
     def _borrowed(self, family_index: int, named: dict[str, str], provider: str = "") -> Detector | None:
         """A new ``model x service`` stream starts from a copy of the detector of the same
@@ -726,6 +739,7 @@ class Engine:
             if found is not None:
                 state = self._state_for(found[0])
                 state.set_model_state(found[1])
+                self._adopt_price_mix(state, self._families.index(tuple(state.key)))
                 self._track(state)
         for blob in windows:
             found = self._snapshot(blob, "window")

@@ -132,3 +132,43 @@ def test_a_slow_drift_of_a_services_mix_does_not_alert() -> None:
         for _ in range(10 + rng.randint(-2, 2)):
             rows.append((ts + rng.random() * 50, "gpt-4o" if rng.random() < share else "gpt-4o-mini", "search", 1))
     assert firings(a for a in run(rows) if a.window_start >= T0 + 60 * DAY_MIN) == []
+
+
+def _restarted(engine: Engine, strip_price_mix: bool = False) -> Engine:
+    """A new engine restored from ``engine``'s snapshots (optionally as written before the price mix)."""
+    from streams.core import state_codec
+
+    windows, models = engine.drain_dirty()
+    blobs = []
+    for _, blob in models:
+        key, state = state_codec.loads(blob)
+        if strip_price_mix and state[0] is not None and "price_mix" in vars(state[0]):
+            del vars(state[0])["price_mix"]
+        blobs.append(state_codec.dumps((key, state)))
+    restored = Engine(EngineConfig(), PriceCatalogue.bundled())
+    restored.restore(engine.meta(), [b for _, b in windows], blobs)
+    return restored
+
+
+def _one_model_service() -> tuple[Engine, int]:
+    engine = Engine(EngineConfig(), PriceCatalogue.bundled())
+    for n in range(300):
+        engine.ingest(event(n, T0 + 60 * n + 5, "gpt-4o-mini", "search", 10))
+    return engine, 300
+
+
+def test_after_a_restart_a_new_sibling_still_starts_from_its_services_history() -> None:
+    """The model -> provider map was not restored: until the cheap model's next event (none, in a
+    full swap) the new pricier stream started a blank share tracker and could not see the swap."""
+    engine, n = _one_model_service()
+    engine = _restarted(engine)
+    engine.ingest(event(n + 1, T0 + 60 * n + 5, "gpt-4o", "search", 10))
+    mix = engine.keys[(1, ("gpt-4o", "search"))].detector.price_mix
+    assert mix.n >= mix.warmup and mix.rest == mix.rest  # the service's history, its siblings' price
+
+
+def test_streams_restored_from_state_before_the_price_mix_get_a_tracker() -> None:
+    engine, _ = _one_model_service()
+    engine = _restarted(engine, strip_price_mix=True)
+    assert engine.keys[(1, ("gpt-4o-mini", "search"))].detector.price_mix is not None
+    assert engine.keys[(0, ("gpt-4o-mini",))].detector.price_mix is None  # a model key has no price mix
