@@ -453,12 +453,15 @@ class SeasonalSpendDetector:
     def _learn_disp(self, req: float, eff: float) -> None:
         """Learn the count's overdispersion: an EW mean of the squared Anscombe residual (1 under
         Poisson; real traffic is far burstier). A residual beyond 4 of its sigmas (a burst, an
-        outage) is trimmed once a few dozen buckets are in, so an incident does not blind the key."""
+        outage) is trimmed once a few dozen buckets are in, and capped at 4 Poisson sigmas before,
+        so an incident does not blind the key."""
         cpr = self._ref[0]
         if self._ref_n < 10 or cpr <= 0 or eff <= 0:
             return
         r2 = _anscombe(req, eff / cpr) ** 2
-        if self._disp_n >= self.warmup and r2 > 16.0 * max(self._disp, 1.0):
+        if self._disp_n < self.warmup:  # at most 4 Poisson sigmas: one early burst must not blind the key
+            r2 = min(r2, 16.0)
+        elif r2 > 16.0 * max(self._disp, 1.0):
             return
         self._disp += max(1.0 / (self._disp_n + 1.0), self.disp_alpha) * (r2 - self._disp)
         self._disp_n += 1.0

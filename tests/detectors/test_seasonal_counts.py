@@ -54,3 +54,13 @@ def test_dispersion_survives_a_state_round_trip_and_old_state_is_poisson() -> No
     assert clone._disp == det._disp > 1.5
     del clone.__dict__["_disp"], clone.__dict__["_disp_n"]  # state written before the dispersion existed
     assert clone._disp == 1.0
+
+
+def test_one_early_burst_does_not_blind_the_count_test() -> None:
+    """The overdispersion was trimmed only after warm-up: one 100x minute among the first buckets
+    set it near 40 on a Poisson key for hours, and a 10x burst five hours later did not page."""
+    rng = random.Random(3)
+    det = SeasonalSpendDetector()
+    feed(det, [bucket(i, 2000.0 if i == 12 else _poisson(rng, 20.0)) for i in range(300)])
+    assert det._disp < 5.0
+    assert feed(det, [bucket(300, 200.0)])[0].anomalous
