@@ -1,4 +1,4 @@
-"""The randomized evaluation: ``python -m bench.family_eval --set tuning|test [--seeds N] [-v]``.
+"""The randomized evaluation: ``python -m bench.family_eval --set tuning|test [--seeds N] [--skip K] [-v]``.
 
 Each seed of :mod:`bench.family` (a fresh fleet and anomaly schedule) is generated, replayed through
 ``streams.cli.backtest.backtest`` with the default :class:`EngineConfig` (the real engine, families
@@ -73,10 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.family_eval", description=__doc__.splitlines()[0])
     p.add_argument("--set", choices=("tuning", "test"), default="tuning")
     p.add_argument("--seeds", type=int, default=10, help="how many seeds of the set (default 10)")
+    p.add_argument("--skip", type=int, default=0, help="start after this many seeds of the set (default 0)")
     p.add_argument("--jobs", type=int, default=2, help="processes (default 2)")
     p.add_argument("-v", "--verbose", action="store_true", help="list misses and false alerts")
     args = p.parse_args(argv)
-    seeds = list(TUNING_SEEDS if args.set == "tuning" else TEST_SEEDS)[: args.seeds]
+    seeds = list(TUNING_SEEDS if args.set == "tuning" else TEST_SEEDS)[args.skip: args.skip + args.seeds]
     started = time.perf_counter()
     with Pool(args.jobs) as pool:
         reports = pool.map(run_seed, seeds)
