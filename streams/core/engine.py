@@ -698,12 +698,18 @@ class Engine:
 
     def _rising_together(self, fresh: dict[KeyState, Alert]) -> dict[KeyState, list[str]]:
         """Model keys opening an incident in this step together with two or more of their streams
-        (not counting streams whose own alert is a model swap), each with those streams' services."""
+        (not counting streams whose own alert is a model swap), each with those streams' services.
+        A model with another stream already announcing an incident is not one: it stays silent, so
+        its new streams speak for themselves."""
         out: dict[KeyState, list[str]] = {}
         for state in fresh:
             if self._parent_id(state.key) is not None or state.lifecycle.incident is None:
                 continue
-            streams = sorted(c.key.get("service", c.name) for c in self._related(state) if c in fresh and c.lifecycle.incident is not None
+            children = self._related(state)
+            if any(c not in fresh and c.lifecycle.incident is not None and not c.lifecycle.incident.silent
+                   for c in children):
+                continue
+            streams = sorted(c.key.get("service", c.name) for c in children if c in fresh and c.lifecycle.incident is not None
                              and not fresh[c].details.get("moved_from"))
             if len(streams) >= 2:
                 out[state] = streams

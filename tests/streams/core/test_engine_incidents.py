@@ -101,6 +101,25 @@ def test_a_burst_on_every_stream_of_a_model_is_one_alert_on_the_model_naming_the
     assert "3 services rose together: chat, search, summaries" in alerts[0].summary
 
 
+def test_streams_rising_together_speak_for_themselves_when_another_stream_already_told_its_story() -> None:
+    """A small stream's incident is open and announced when three others rise with their model: the
+    model stays silent (it would be a second story about the small stream), so the three speak."""
+    rng = random.Random(17)
+    rows = []
+    start = 2 * DAY_MIN
+    for minute in range(start + 30):
+        ts = T0 + 60 * minute + 5
+        tiny = rng.randint(2, 4) * (8 if start - 20 <= minute < start + 20 else 1)
+        rows.append((ts, "gpt-4o", "tiny", tiny))
+        for service, base in (("chat", 40), ("search", 30), ("summaries", 25)):
+            n = base + rng.randint(-4, 4)
+            rows.append((ts, "gpt-4o", service, n * 10 if start <= minute < start + 10 else n))
+    alerts = firings(a for a in run(rows) if a.window_start >= T0 + 60 * (start - 20))
+    assert [a.key.get("service") for a in alerts if a.window_start < T0 + 60 * start] == ["tiny"]
+    later = sorted(a.key.get("service", "(model)") for a in alerts if a.window_start >= T0 + 60 * start)
+    assert later == ["chat", "search", "summaries"], [(a.key, a.summary) for a in alerts]
+
+
 def test_a_new_stream_starts_from_its_services_stream_on_another_model() -> None:
     engine = Engine(EngineConfig(), PriceCatalogue.bundled())
     rows = [(T0 + 60 * minute + 5, "gpt-4o-mini", "search", 50) for minute in range(120)]
