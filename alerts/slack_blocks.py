@@ -44,9 +44,11 @@ def delta_pct(observed: float, expected: float) -> str:
 
 
 def title(alert: Alert) -> str:
-    """``Cost spike — gpt-4o``: the alert type in words and what it is about."""
+    """``Cost spike — gpt-4o · support-bot``: the alert type in words and what it is about (the
+    model, and the service when the alert is about one stream)."""
     kind = alert.type.replace("_", " ").strip().capitalize() or "Alert"
-    subject = alert.key.get("model") or alert.key_text or "all spend"
+    model, service = alert.key.get("model"), alert.key.get("service")
+    subject = (f"{model} · {service}" if model and service else model) or alert.key_text or "all spend"
     return f"{kind} — {subject}"
 
 

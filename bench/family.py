@@ -12,8 +12,14 @@ Per seed (all drawn from ``numpy.random.default_rng(seed)``):
   a random time zone; a slow log-space wander of about +-30 %; about two benign micro-bursts per
   stream and day (1.5-2.5x the request rate for 1-5 min); a nightly job on a few more streams
   from the first night; heavy-tailed (log-normal) request sizes; per-stream cached share.
+* **Holiday**: on half the seeds the Friday or the Monday is a holiday, when business streams run
+  as on a weekend (:meth:`Family.holiday`).
 * **Anomalies**: 3 of each of :data:`KINDS` after the first (warm-up) day, at random magnitude,
-  duration and stream; see :meth:`Family.schedule`.
+  duration and stream; about a quarter of them recur the next day at the same hour on the same
+  stream; see :meth:`Family.schedule`.
+
+The holiday and the recurrences are drawn from their own random streams, so a seed's fleet,
+original anomalies and day-to-day traffic are those it had before they were modelled.
 
 The producer batches one event per stream per 10 s (``request_count`` > 1), which leaves every
 per-minute bucket unchanged. Tuning and test seeds are disjoint ranges (:data:`TUNING_SEEDS`,
@@ -74,25 +80,38 @@ class Anomaly:
     end: float
     magnitude: float
     source: str = ""  # model_swap: the cheaper model the traffic left
+    recurrence: bool = False  # the same anomaly as one a day earlier, at the same hour
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def _profile(stream: Stream, t: np.ndarray) -> np.ndarray:
+def _profile(stream: Stream, t: np.ndarray, holiday: int = -1) -> np.ndarray:
+    """The stream's daily and weekly shape; ``holiday`` (a day of the run, -1 none) is a weekend
+    day for a business stream, in its own time zone."""
     local = t + stream.tz_h * HOUR
     hour = (local % DAY) / HOUR
-    dow = ((local - T0) / DAY + 3.0) % 7.0  # T0 is a Thursday: Monday = 0
-    weekend = dow >= 5.0
+    day = np.floor((local - T0) / DAY)
+    weekend = (day + 3.0) % 7.0 >= 5.0  # T0 is a Thursday: Monday = 0
     if stream.profile == "consumer":
         shape = 1.0 + 0.6 * np.cos(2 * np.pi * (hour - 20.0) / 24.0)
         return shape * np.where(weekend, 1.15, 1.0)
     if stream.profile == "business":
-        day = 1.0 / (1.0 + np.exp(-(hour - 8.5) * 2.0)) / (1.0 + np.exp((hour - 18.0) * 2.0))
-        return (0.12 + 1.6 * day) * np.where(weekend, 0.2, 1.0)
+        office = 1.0 / (1.0 + np.exp(-(hour - 8.5) * 2.0)) / (1.0 + np.exp((hour - 18.0) * 2.0))
+        return (0.12 + 1.6 * office) * np.where(weekend | (day == holiday), 0.2, 1.0)
     if stream.profile == "batch":
         return np.full(len(t), 0.5)
     return np.ones(len(t))
+
+
+def _material(kind: str, stream: Stream, mag: float, dur: float) -> bool:
+    """>= 30 extra (bursts) or affected (the rest) requests on ``stream`` even at a 0.3x trough."""
+    return stream.rate * (mag - 1.0 if kind in BURSTS else 1.0) * dur * 0.3 >= 30
+
+
+def _free(busy: dict[str, list[tuple[float, float]]], services: list[str], start: float, end: float) -> bool:
+    """No anomaly on any of ``services`` within 3 h of ``[start, end)``."""
+    return all(e + 3 * HOUR < start or end + 3 * HOUR < s for svc in services for s, e in busy.get(svc, []))
 
 
 def _smooth_noise(rng: np.random.Generator, t: np.ndarray, knot_s: float, sigma: float) -> np.ndarray:
@@ -109,6 +128,8 @@ class Family:
     days: int = 5
     warmup_days: int = 1
     per_kind: int = 3
+    recur_p: float = 0.25
+    holiday_p: float = 0.5
 
     # -- the fleet -------------------------------------------------------------------------
     def fleet(self) -> list[Stream]:
@@ -146,7 +167,7 @@ class Family:
         """``per_kind`` anomalies of every kind after the warm-up, at most one at a time per stream
         (3 h apart). An anomaly goes only where it adds (bursts) or touches (the rest) >= 30 requests
         even at a 0.3x trough: on the sparsest streams a runaway loop is a handful of requests,
-        nothing to page on."""
+        nothing to page on. Then some recur the next day (:meth:`_recurrences`)."""
         rng = np.random.default_rng(self.seed * 7919 + 3)
         busy: dict[str, list[tuple[float, float]]] = {}
         out: list[Anomaly] = []
@@ -180,12 +201,10 @@ class Family:
                 else:  # slow_leak: every stream of the model
                     mag, dur = 2.5, 6 * HOUR
                     touched = [s.service for s in by_model[stream.model]]
-                # materiality: >= 30 extra (bursts) or affected (the rest) requests even at a 0.3x trough
-                if stream.rate * (mag - 1.0 if kind in BURSTS else 1.0) * dur * 0.3 < 30:
+                if not _material(kind, stream, mag, dur):
                     continue
                 dur -= dur % SLICE
-                if all(e + 3 * HOUR < start or start + dur + 3 * HOUR < s
-                       for svc in touched for s, e in busy.get(svc, [])):
+                if _free(busy, touched, start, start + dur):
                     break
             else:
                 continue
@@ -195,7 +214,45 @@ class Family:
             service = "" if kind == "slow_leak" else stream.service
             out.append(Anomaly(kind, model, service, start, start + dur, round(mag, 3), source))
         out.sort(key=lambda a: a.start)
+        out += self._recurrences(streams, out, busy, t_hi)
+        out.sort(key=lambda a: a.start)
         return out
+
+    def _recurrences(self, streams: list[Stream], originals: list[Anomaly],
+                     busy: dict[str, list[tuple[float, float]]], t_hi: float) -> list[Anomaly]:
+        """Each anomaly recurs with probability ``recur_p`` the next day at the same hour, on the same
+        stream(s), at a similar magnitude (x0.8-1.25; a swap moves at most every call), where that
+        day's slot starts by ``t_hi``, is still material and its streams are free (a runaway loop
+        or a retry storm often comes back with the job or the traffic that set it off)."""
+        rng = np.random.default_rng(self.seed * 6007 + 5)
+        by_service = {s.service: s for s in streams}
+        out: list[Anomaly] = []
+        for a in originals:
+            recur, scale = rng.random() < self.recur_p, float(rng.uniform(0.8, 1.25))
+            start, end = a.start + DAY, a.end + DAY
+            if not recur or start > t_hi:
+                continue
+            if a.kind in ("runaway_loop", "retry_storm", "prompt_bloat"):
+                mag = a.magnitude * scale
+            elif a.kind == "model_swap":
+                mag = min(a.magnitude * scale, 1.0)
+            else:  # cache regression (to 0) and slow leak (to 2.5x): the same
+                mag = a.magnitude
+            touched = [a.service] if a.service else [s.service for s in streams if s.model == a.model]
+            if a.service and not _material(a.kind, by_service[a.service], mag, end - start):
+                continue  # a slow leak (model-wide) keeps the magnitude that was material
+            if not _free(busy, touched, start, end):
+                continue
+            for svc in touched:
+                busy.setdefault(svc, []).append((start, end))
+            out.append(Anomaly(a.kind, a.model, a.service, start, end, round(mag, 3), a.source, recurrence=True))
+        return out
+
+    def holiday(self) -> int:
+        """The day of the run (1 = Friday, 4 = Monday) that is a holiday for business streams, or -1:
+        one seed in two has one, drawn from its own random stream."""
+        rng = np.random.default_rng(self.seed * 15485863 + 11)
+        return int(rng.choice([1, 4])) if rng.random() < self.holiday_p else -1
 
     @property
     def eval_start(self) -> float:
@@ -214,7 +271,8 @@ class Family:
         rng = np.random.default_rng(self.seed)
         per_day = int(DAY / SLICE)
         t_all = T0 + np.arange(per_day * self.days) * SLICE
-        shapes = {s.service: self._rate_curve(rng, s, t_all) for s in streams}
+        holiday = self.holiday()
+        shapes = {s.service: self._rate_curve(rng, s, t_all, holiday) for s in streams}
         n = 0
         for day in range(self.days):
             sl = slice(day * per_day, (day + 1) * per_day)
@@ -256,9 +314,9 @@ class Family:
                     "request_count": count, "service": service, "team": team, "environment": env,
                 }
 
-    def _rate_curve(self, rng: np.random.Generator, s: Stream, t: np.ndarray) -> np.ndarray:
+    def _rate_curve(self, rng: np.random.Generator, s: Stream, t: np.ndarray, holiday: int = -1) -> np.ndarray:
         """Requests per second over the whole run: profile x wander x micro-bursts x nightly job."""
-        rate = s.rate * _profile(s, t) * np.exp(_smooth_noise(rng, t, 4 * HOUR, 0.15)
+        rate = s.rate * _profile(s, t, holiday) * np.exp(_smooth_noise(rng, t, 4 * HOUR, 0.15)
                                                  + _smooth_noise(rng, t, 600.0, 0.05))
         n_bursts = rng.poisson(2 * self.days)
         for start in rng.uniform(t[0], t[-1], n_bursts):

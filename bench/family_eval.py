@@ -25,6 +25,8 @@ from streams.core.pricing import PriceCatalogue
 
 
 def run_seed(seed: int) -> Report:
+    """One seed's report; its ``kinds`` has one more entry, ``recurrence``: the next-day recurrences
+    of every kind (each also counted under its own kind)."""
     family = Family(seed)
     streams = family.fleet()
     anomalies = family.schedule(streams)
@@ -33,13 +35,18 @@ def run_seed(seed: int) -> Report:
     backtest(lines, out, EngineConfig(), PriceCatalogue.bundled(), progress=io.StringIO())
     alerts = [orjson.loads(line) for line in out.getvalue().splitlines()]
     alerts = [a for a in alerts if a.get("type") == "cost_spike"]
-    return score(alerts, [a.as_dict() for a in anomalies], family.eval_start, family.end, family.n_models(streams))
+    report = score(alerts, [a.as_dict() for a in anomalies], family.eval_start, family.end, family.n_models(streams))
+    n = sum(a.recurrence for a in anomalies)
+    report.kinds["recurrence"] = {"n": n, "caught": n - sum(m["recurrence"] for m in report.missed)}
+    return report
 
 
 def summarize(reports: list[Report]) -> dict:
     kinds: dict[str, dict] = {k: {"n": 0, "caught": 0, "delays": []} for k in KINDS}
     for r in reports:
         for kind, k in r.kinds.items():
+            if kind not in kinds:
+                continue
             kinds[kind]["n"] += k["n"]
             kinds[kind]["caught"] += k["caught"]
             kinds[kind]["delays"] += k["delays"]
@@ -56,6 +63,8 @@ def summarize(reports: list[Report]) -> dict:
         "burst_delay_s": statistics.median(bursts) if bursts else float("nan"),
         "slow_delay_s": statistics.median(slow) if slow else float("nan"),
         "slow_p90_s": pct(slow, 0.9),
+        "recurrences": (sum(r.kinds["recurrence"]["caught"] for r in reports),
+                        sum(r.kinds["recurrence"]["n"] for r in reports)),
     }
 
 
@@ -66,7 +75,8 @@ def table(s: dict) -> str:
            + f" | {s['slow_delay_s'] / 60:.1f} min ({s['slow_p90_s'] / 60:.0f}) |")
     return "\n".join([head, "|" + "---|" * (len(KINDS) + 4), row,
                       f"alerts {s['alerts']} (true {s['true']}, of which repeat {s['extra']}; false {s['false']}),"
-                      f" escalations {s['escalations']}, {s['model_days']:.0f} model-days"])
+                      f" escalations {s['escalations']}, {s['model_days']:.0f} model-days;"
+                      f" next-day recurrences caught {s['recurrences'][0]}/{s['recurrences'][1]}"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose:
         for seed, r in zip(seeds, reports):
             for m in r.missed:
-                print(f"s{seed} missed {m['kind']} {m['model']}/{m['service']} x{m['magnitude']}"
+                again = " (recurrence)" if m["recurrence"] else ""
+                print(f"s{seed} missed {m['kind']}{again} {m['model']}/{m['service']} x{m['magnitude']}"
                       f" {time.strftime('%a %H:%M', time.gmtime(m['start']))}", file=sys.stderr)
             for f in r.false_alert_list:
                 print(f"s{seed} false {f['key']} {f['window_start']} {f['details'].get('reason')}", file=sys.stderr)

@@ -23,6 +23,7 @@ _WEEKEND_SLOT = 5 * DAY / WEEK_SLOT_S  # the week position (in blocks from Monda
 _SUNDAY_NOON_SLOT = 6.5 * DAY / WEEK_SLOT_S  # ... and where Sunday 12:00 UTC starts
 _MONDAY = 4 * DAY  # epoch 0 was a Thursday: Monday 00:00 UTC is 4 days later (mod 7 days)
 DISP_ALPHA = 1 / 720  # the request-count overdispersion's memory: half a day of buckets
+_NEVER = 1e18  # a memory record that does not mask (yet)
 
 
 class SeasonalSpendDetector:
@@ -50,7 +51,10 @@ class SeasonalSpendDetector:
       expected) is remembered by 5-minute bin of the day (at most ``memory_size`` bins). The same
       bin (+-1) 6 h to 3.5 days later expects that spike again, so a job that runs at the same
       time every night pages only the first night. A burst is never masked by itself (a record is
-      usable only after 6 h).
+      usable only after 6 h). A spike that paged on a key with a day of history (a runaway loop, a
+      retry storm) masks only once it has been seen on a second day, so its recurrence the next
+      day at the same hour pages again; one learned without an alert, or in the key's first day
+      (when a nightly job may page as new), masks from the next day.
     * **Learning** is robust: values are clipped to ``[expected - 1.5 sigma, expected + 3 sigma]``
       (``+ 1 sigma`` while the CUSUM is alarmed or the bucket anomalous), so a burst, a ramp or an
       outage does not become normal quickly.
@@ -164,7 +168,8 @@ class SeasonalSpendDetector:
         self._var_n = [0.0] * 24
         self._gvar = 0.0
         self._cusum = 0.0
-        #: bin -> [t_last, peak_last, t_prev, peak_prev, days seen]
+        #: bin -> [t_last, peak_last, t_prev, peak_prev, days seen, masks from] (records written
+        #: before "masks from" existed have 5 items and mask as soon as they are 6 h old)
         self._mem: dict[int, list[float]] = {}
         #: EW normal of cost/request, tokens/request, cost/token, cached share of input; count
         self._ref = [0.0, 0.0, 0.0, 0.0]
@@ -227,7 +232,7 @@ class SeasonalSpendDetector:
         best = 1.0
         for k in (b - 1, b, b + 1):
             rec = self._mem.get(k % nbins)
-            if rec is None:
+            if rec is None or (len(rec) > 5 and t < rec[5]):
                 continue
             age = t - rec[0]
             if 21600.0 < age <= 302400.0:
@@ -340,7 +345,7 @@ class SeasonalSpendDetector:
             # would fill the memory and evict the nightly job before its second night
             if (r0 >= self.memory_ratio and y - expected >= self.min_excess_usd
                     and self._count_evidence(x, expected, self.memory_count_z)):
-                self._remember(t, r0)
+                self._remember(t, r0, anomalous and self._n >= self.season_warmup)
         value = y / mult
         alarmed = anomalous or cusum >= 0.5 * self.cusum_h or max(mix_s, cache_s) >= 0.5 * self._mix.h
         outside = False
@@ -497,7 +502,10 @@ class SeasonalSpendDetector:
         self._disp += max(1.0 / (self._disp_n + 1.0), self.disp_alpha) * (r2 - self._disp)
         self._disp_n += 1.0
 
-    def _remember(self, t: float, ratio: float) -> None:
+    def _remember(self, t: float, ratio: float, alerted: bool) -> None:
+        """Remember a spike in its bin. An ``alerted`` one on the record's first day (not only the
+        first minute: a burst that starts mid-minute pages from its second) makes the record mask
+        only after a second day (from 6 h after that day's spike)."""
         b = int((t % DAY) // self.memory_bin_s)
         rec = self._mem.get(b)
         if rec is None:
@@ -505,13 +513,17 @@ class SeasonalSpendDetector:
                 # one-off spikes go first (a long incident must not evict a recurring job), then the oldest
                 oldest = min(self._mem, key=lambda k: (self._mem[k][4] > 1.0, self._mem[k][0], k))
                 del self._mem[oldest]
-            self._mem[b] = [t, ratio, -1e18, 1.0, 1.0]
+            self._mem[b] = [t, ratio, -1e18, 1.0, 1.0, _NEVER if alerted else 0.0]
         elif t - rec[0] <= 21600.0:
             rec[0], rec[1] = t, max(rec[1], ratio)
+            if alerted and rec[4] == 1.0 and len(rec) > 5:
+                rec[5] = _NEVER
         else:
             rec[2], rec[3] = rec[0], rec[1]
             rec[0], rec[1] = t, ratio
             rec[4] = min(rec[4] + 1.0, 30.0)
+            if len(rec) > 5 and rec[5] > t:
+                rec[5] = t + 21600.0
 
     def _parts(self, x: Features) -> tuple[float, float, float, float] | None:
         req = float(x.get("requests", 0.0) or 0.0)

@@ -34,7 +34,7 @@ from detectors.seasonal import SeasonalSpendDetector
 from schemas.alert import Alert
 from schemas.errors import DecodeError, SchemaError, ValidationError
 from schemas.usage import UsageEvent, decode_usage, validate_usage
-from streams.core.buckets import Bucket, KeyState
+from streams.core.buckets import Bucket, Closed, KeyState
 from streams.core import state_codec
 from streams.core.budgets import BudgetPartials, Partial
 from streams.core.attribution import AttributionConfig, SegmentStore
@@ -294,6 +294,9 @@ class Engine:
                     state = keys.get((family_index, key))
                 if state is None:
                     state = self._new_state(family_index, dims, key, event.provider)
+                    # its model part (a borrowed detector, the price mix's provider) is written with
+                    # its first window, not at its first close: a restore in between must not lose it
+                    self._dirty_models.add(state)
             bucket = None if late else state.open.get(start)
             if family_index == 0 and bucket is not None and digest in bucket.ids:
                 self.counters.duplicates += 1
@@ -363,7 +366,8 @@ class Engine:
 
         ``{"__control__": "feedback", "action": "expected", "alert_id": ..., "key": {...}}``: the
         operator says the alert's level is normal: the key's detector takes the level of its
-        last closed bucket as the new baseline and the open incident resolves.
+        last closed bucket as the new baseline and the open incident resolves; so do the silent
+        incidents of its model and streams (the same cause, told by this alert).
         """
         if data.get(CONTROL) != "feedback" or data.get("action") != "expected" or not isinstance(data.get("key"), dict):
             return [DeadLetter(f"unknown control message {str(data.get(CONTROL))[:40]!r}", raw)]
@@ -374,10 +378,19 @@ class Engine:
         state = self.keys.get((self._families.index(dims), tuple(key.values())))
         if state is None or state.last is None:
             return []
-        level = state.lifecycle.incident.peak_observed if state.lifecycle.incident else state.last.cost
+        self._rebase(state, state.last)
+        for related in self._related(state):
+            if related.last is not None and related.lifecycle.incident is not None and related.lifecycle.incident.silent:
+                self._rebase(related, related.last)
+        return []
+
+    def _rebase(self, state: KeyState, last: Closed) -> None:
+        """``state``'s level is normal (operator feedback): its detector takes it as the baseline and
+        its open incident resolves."""
+        level = state.lifecycle.incident.peak_observed if state.lifecycle.incident else last.cost
         rebase = getattr(state.detector, "rebase", None)
         if rebase is not None:
-            rebase({"t": state.last.start, "cost": level})
+            rebase({"t": last.start, "cost": level})
         else:
             state.detector = self.config.detector_factory()
             state.closed = 0
@@ -389,7 +402,6 @@ class Engine:
         if alert is not None:
             self.counters.alerts += 1
             self._alerts.append(alert)
-        return []
 
     # -- time --------------------------------------------------------------------------
     def idle(self, seconds: float) -> None:
@@ -647,25 +659,35 @@ class Engine:
 
     def _merge(self) -> None:
         """One alert per cause: of the keys of one model that open incidents in the same step, the
-        most specific (``model x service``) speaks and the others are silent; a key whose parent or
-        child already has an open, announced incident is silent too (that alert tells the story),
-        unless it is a model swap found by the service's price mix: a cause the open incident does
-        not name."""
+        most specific (``model x service``) speaks and the others are silent, unless two or more of
+        the model's streams open together: then the cause is the model's (a price change, a
+        provider-wide leak), and the model's alert speaks, naming the streams. A key whose parent
+        or child already has an open, announced incident is silent too (that alert tells the
+        story), unless it is a model swap found by the service's price mix: a cause the open
+        incident does not name."""
         if not self._pending:
             return
         pending, self._pending = self._pending, []
         pending.sort(key=lambda p: -len(p[0].key))
         fresh = {state for state, _ in pending}
+        together = self._rising_together(dict(pending))
         emitted: set[KeyState] = set()
         for state, alert in pending:
             incident = state.lifecycle.incident
             if incident is None:
                 continue
             swap = bool(alert.details.get("moved_from"))  # the share path names a cause of its own
+            parent = self._parent_id(state.key)
+            if not swap and parent is not None and self.keys.get(parent) in together:
+                incident.silent = True
+                continue
             if not swap and any(r.lifecycle.incident is not None and not r.lifecycle.incident.silent
                    and (r not in fresh or r in emitted) for r in self._related(state)):
                 incident.silent = True
                 continue
+            if state in together:
+                alert.details["streams"] = together[state]
+                alert.summary += f"; {len(together[state])} services rose together: {', '.join(together[state])}"
             moved = alert.details.get("moved_from") or self._moved_from(state)
             if moved:
                 alert.details["moved_from"] = moved
@@ -673,6 +695,25 @@ class Engine:
             emitted.add(state)
             self.counters.alerts += 1
             self._alerts.append(alert)
+
+    def _rising_together(self, fresh: dict[KeyState, Alert]) -> dict[KeyState, list[str]]:
+        """Model keys opening an incident in this step together with two or more of their streams
+        (not counting streams whose own alert is a model swap), each with those streams' services.
+        A model with another stream already announcing an incident is not one: it stays silent, so
+        its new streams speak for themselves."""
+        out: dict[KeyState, list[str]] = {}
+        for state in fresh:
+            if self._parent_id(state.key) is not None or state.lifecycle.incident is None:
+                continue
+            children = self._related(state)
+            if any(c not in fresh and c.lifecycle.incident is not None and not c.lifecycle.incident.silent
+                   for c in children):
+                continue
+            streams = sorted(c.key.get("service", c.name) for c in children if c in fresh and c.lifecycle.incident is not None
+                             and not fresh[c].details.get("moved_from"))
+            if len(streams) >= 2:
+                out[state] = streams
+        return out
 
     def _moved_from(self, state: KeyState) -> list[str]:
         """Models whose traffic fell while ``state``'s rose, for the same service (a model swap).

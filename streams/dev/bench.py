@@ -24,7 +24,7 @@ the ratios are meaningful even on a shared machine. Stages:
    the fast path and alert when the bucket closes: latency = the producer's event time passing
    bucket end + allowed lateness -> webhook.
 5. **hostile keys**: a worker with default settings fed 200,000 events, each with its own garbage
-   (unpriced) model name, then 1,000 ordinary events that must be counted too: its peak RSS
+   (unpriced) model and service name (a new key in both default families), then 1,000 ordinary events that must be counted too: its peak RSS
    (``rss_mb_garbage_keys``) and the events folded into ``__other__`` past ``SPENDSENTRY_MAX_KEYS``.
 6. **backtest**: ``streams.cli.backtest.backtest`` over a pre-generated file in a child process
    (10k and 100k active keys); events/s and the child's peak RSS (``VmHWM``); and once more at
@@ -84,7 +84,7 @@ class Options:
     #: event-time rate of the extra backtest run at the first key count: a large platform's
     #: traffic (tens of thousands of events/s), where a key closes a bucket every ~180 events, not 10
     backtest_platform_eps: float = 30_000.0
-    #: distinct garbage model names fed to a worker, and its ``SPENDSENTRY_MAX_KEYS`` (None: default)
+    #: distinct garbage model and service names fed to a worker, and its ``SPENDSENTRY_MAX_KEYS`` (None: default)
     garbage_keys: int = 200_000
     garbage_max_keys: int | None = None
     #: seconds of live traffic before the bursts (history is processed meanwhile)
@@ -430,18 +430,20 @@ async def worker_throughput(bootstrap: str, prefix: str, workdir: Path, msgs: li
 
 # ------------------------------------------------------------------------------------ hostile keys
 def garbage_events(n: int, seed: int = 7, t0: float = T0) -> list[dict]:
-    """``n`` events, each with its own garbage model name (random characters, 1-64 long, never
-    priced): a misconfigured client or an attacker inventing a key per event."""
+    """``n`` events, each with its own garbage model and service name (random characters, 1-64
+    long, never priced): a misconfigured client or an attacker inventing a key per event, in every
+    default key family."""
     rng = random.Random(seed)
     alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@ éß漢🙂"
     return [{"event_id": f"g{seed}-{i:09d}", "timestamp": round(t0 + i * 0.01, 3), "provider": "openai",
              "model": "".join(rng.choices(alphabet, k=rng.randint(1, 64))) + f"#{i}",
+             "service": "".join(rng.choices(alphabet, k=rng.randint(1, 64))),
              "input_tokens": rng.randint(1, 4000), "output_tokens": rng.randint(1, 800)} for i in range(n)]
 
 
 async def hostile_keys(bootstrap: str, prefix: str, workdir: Path, n: int, max_keys: int | None) -> dict[str, Any]:
     """A worker with default settings (``max_keys``: ``SPENDSENTRY_MAX_KEYS``, None for the default)
-    fed ``n`` distinct garbage model names, 100 events per message; then 1,000 ordinary events
+    fed ``n`` distinct garbage model and service names, 100 events per message; then 1,000 ordinary events
     must be counted too (alive and counting). Peak RSS, keys folded into ``__other__``."""
     env = {} if max_keys is None else {"SPENDSENTRY_MAX_KEYS": str(max_keys)}
     r = await worker_throughput(bootstrap, prefix, workdir, messages(garbage_events(n), BATCH), n, keep=True, **env)
@@ -470,7 +472,9 @@ def _live_event(rng: random.Random, model: str, ts: float, n: int) -> dict:
     inp = int(rng.lognormvariate(math.log(4000), 0.3))
     return {"event_id": f"live-{model}-{n}", "timestamp": round(ts, 3), "provider": "openai", "model": model,
             "input_tokens": inp, "cached_input_tokens": inp // 4, "output_tokens": int(rng.lognormvariate(math.log(800), 0.3)),
-            "service": "support-bot", "team": "cx", "environment": "prod"}
+            # a service per model: one service on hundreds of models would make each new model's stream
+            # start from that service's detector on another model and page as a move to a pricier one
+            "service": f"svc-{model}", "team": "cx", "environment": "prod"}
 
 
 async def alert_latency(bootstrap: str, prefix: str, workdir: Path, opts: Options, say: Callable[[str], None],
@@ -761,7 +765,7 @@ async def run_bench(opts: Options) -> Results:
             # -- hostile keys
             r = await hostile_keys(bootstrap, f"{token}-garbage", workdir, opts.garbage_keys, opts.garbage_max_keys)
             fig["rss_mb_garbage_keys"], fig["keys_folded"] = r["rss_mb"], r["folded"]
-            res.say(f"worker fed {opts.garbage_keys:,} distinct garbage model names: {r['eps']:,.0f} events/s, "
+            res.say(f"worker fed {opts.garbage_keys:,} distinct garbage model and service names: {r['eps']:,.0f} events/s, "
                     f"{_fmt(r['folded'])} events folded into __other__, peak RSS {_fmt(r['rss_mb'])} MB; "
                     f"then counting ({_fmt(r['counted'])} events in all)")
             # -- backtest

@@ -124,6 +124,8 @@ class TestRenderBlocks:
         alert = make_alert()
         header, section, context = render_blocks(alert)
         assert ":rotating_light: Cost spike — gpt-4o" == header["text"]["text"]
+        stream = make_alert(key={"model": "gpt-4o", "service": "support-bot"})
+        assert ":rotating_light: Cost spike — gpt-4o · support-bot" == render_blocks(stream)[0]["text"]["text"]
         texts = [f["text"] for f in section["fields"]]
         assert ["*model*\ngpt-4o", "*team*\ncx", "*Observed*\n$12.50", "*Expected*\n$1.25 (Δ +900%)",
                 "*Window*\n2026-11-27 06:00–06:05 UTC", "*Severity*\n:large_orange_circle: warning",

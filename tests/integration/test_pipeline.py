@@ -36,15 +36,16 @@ async def produce(broker: str, prefix: str, events: list[dict], batch: int = 1) 
 
 
 async def total_events(worker) -> int:
-    """Events the worker's keys have counted (``GET /v1/spend``)."""
+    """Events the worker's model keys have counted (``GET /v1/spend``; every event also counts in its
+    ``model x service`` key)."""
     spend = await worker.get("/v1/spend")
-    return sum(k["events"] for k in spend["keys"])
+    return sum(k["events"] for k in spend["keys"] if list(k["key"]) == ["model"])
 
 
 async def _seen(worker, what: str) -> str:
     """A failure message with what the worker had counted when the wait gave up."""
     spend = await worker.get("/v1/spend")
-    return f"{what}; the worker had {sum(k['events'] for k in spend['keys'])} events, counters {spend['counters']}"
+    return f"{what}; the worker had {spend['counters']['events']} events, counters {spend['counters']}"
 
 
 async def counted(worker, n: int) -> bool:
@@ -64,7 +65,8 @@ async def test_burst_reaches_signed_webhook_and_slack(make_worker, receiver, sla
 
     (delivery,) = await eventually(firing, message="a firing webhook")
     alert = delivery["body"]["data"]
-    assert alert["key"] == {"model": "gpt-4o"} and alert["type"] == "cost_spike"
+    # judged per model and per model x service (the default): the alert names the stream
+    assert alert["key"] == {"model": "gpt-4o", "service": "support-bot"} and alert["type"] == "cost_spike"
     assert alert["window_start"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(BURST.start))
     assert alert["observed"] > 5 * alert["expected"]
     assert receiver.rejected == 0  # every delivery carried a valid Standard Webhooks signature

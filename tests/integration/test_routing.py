@@ -68,7 +68,7 @@ async def test_subscriptions_and_budgets_survive_restart_and_route(make_worker, 
         await produce(broker, topic_prefix, history(0, 200), batch=50)
 
         (alert,) = await eventually(lambda: firing(team_hook), message="the subscription's webhook")
-        assert alert["key"] == {"model": "gpt-4o"} and team_hook.rejected == 0
+        assert alert["key"] == {"model": "gpt-4o", "service": "support-bot"} and team_hook.rejected == 0
         await eventually(lambda: firing(receiver), message="the default webhook")
         await eventually(lambda: [e for e in pagerduty.accepted if e["event_action"] == "resolve"],
                          message="PagerDuty trigger and resolve")
@@ -139,7 +139,7 @@ async def test_slack_expected_button_resolves_and_silences_the_key(make_worker, 
 
     async def caught_up():
         spend = await worker.get("/v1/spend")
-        return spend["counters"]["buckets_closed"] >= 4 * 195
+        return spend["counters"]["buckets_closed"] >= 2 * 4 * 195  # 4 models, one service each
     await eventually(caught_up, message="the later traffic processed")
     await settle()
     assert len(slack_api.calls_to("chat.postMessage")) == posted  # the new level no longer alerts
@@ -218,7 +218,7 @@ async def test_snooze_holds_back_the_escalation_of_that_alert(make_worker, recei
     cut = T0 + 181 * 60 + 30  # the first 10x bucket closed, the 50x not begun
     await produce(broker, topic_prefix, [e for e in events if e["timestamp"] < cut], batch=50)
     first = await eventually(lambda: firing(receiver), message="the warning")
-    assert [(a["key"], a["severity"]) for a in first] == [({"model": "gpt-4o"}, "warning")]
+    assert [(a["key"], a["severity"]) for a in first] == [({"model": "gpt-4o", "service": "support-bot"}, "warning")]
     alert_id = first[0]["alert_id"]
     async with httpx.AsyncClient(base_url=worker.url, timeout=10, headers=AUTH) as client:
         snoozed = await client.post(f"/v1/alerts/{alert_id}/feedback", json={"action": "snooze"})

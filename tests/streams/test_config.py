@@ -16,7 +16,7 @@ def test_defaults() -> None:
     assert settings.broker == "kafka://127.0.0.1:9092" and settings.bootstrap == "127.0.0.1:9092"
     assert (settings.usage_topic, settings.alerts_topic, settings.deadletter_topic) == (
         "spendsentry.usage", "spendsentry.alerts", "spendsentry.deadletter")
-    assert settings.group_bys == (("model",),)
+    assert settings.group_bys == (("model",), ("model", "service"))
     assert settings.slack_api_url == "https://slack.com/api/"
 
 

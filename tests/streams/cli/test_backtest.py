@@ -36,11 +36,12 @@ def test_backtest_finds_the_burst_and_is_deterministic() -> None:
     second, _ = run(data)
     assert first == second
     alerts = [orjson.loads(line) for line in first.splitlines()]
-    assert [(a["status"], a["key"]) for a in alerts] == [("firing", {"model": "gpt-4o"}), ("resolved", {"model": "gpt-4o"})]
+    stream = {"model": "gpt-4o", "service": "support-bot"}  # judged per model and per stream: the stream speaks
+    assert [(a["status"], a["key"]) for a in alerts] == [("firing", stream), ("resolved", stream)]
     assert alerts[0]["window_start"] == rfc3339(T0 + 150 * 60)
     assert set(alerts[0]) >= {"type", "key", "triggered_at", "window_start", "window_end", "observed", "expected",
                               "score", "severity", "status"}
-    assert summary.events == len(data) - 1 and summary.invalid == 1 and summary.keys == 4
+    assert summary.events == len(data) - 1 and summary.invalid == 1 and summary.keys == 8
     assert summary.alerts == {("cost_spike", "firing"): 1, ("cost_spike", "resolved"): 1}
     assert "events/s" in "\n".join(summary.lines())
 
@@ -73,7 +74,7 @@ def test_max_future_seconds_bounds_event_time_by_the_running_watermark() -> None
                        max_future_s=300.0)
     assert summary.invalid == 2  # the future event and the broken line
     assert [(a["status"], a["key"]) for a in map(orjson.loads, out.getvalue().splitlines())][:1] == [
-        ("firing", {"model": "gpt-4o"})]
+        ("firing", {"model": "gpt-4o", "service": "support-bot"})]
     unbounded = io.BytesIO()
     backtest(iter(data), unbounded, Settings().engine_config(), PriceCatalogue.bundled(), progress=io.StringIO())
     assert not [a for a in map(orjson.loads, unbounded.getvalue().splitlines()) if a["status"] == "firing"]

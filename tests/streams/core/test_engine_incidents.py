@@ -1,4 +1,5 @@
-"""Incidents across keys and time: a flapping sparse key, a model swap across families."""
+"""Incidents across keys and time: a flapping sparse key, a model swap across families, one alert
+per cause across a model and its streams."""
 
 from __future__ import annotations
 
@@ -73,6 +74,50 @@ def test_a_model_swap_is_one_alert_naming_both_models() -> None:
     alert = alerts[0]
     assert alert.key["model"] == "gpt-4o" and alert.details["moved_from"] == ["gpt-4o-mini"]
     assert "gpt-4o-mini" in alert.summary and "to gpt-4o" in alert.summary
+
+
+def _three_services(burst: set[str], factor: int = 10) -> list:
+    """Two days of three services on gpt-4o, then ten minutes in which ``burst`` send ``factor`` x."""
+    rng = random.Random(11)
+    rows = []
+    start = 2 * DAY_MIN
+    for minute in range(start + 30):
+        ts = T0 + 60 * minute + 5
+        for service, base in (("chat", 40), ("search", 30), ("summaries", 25)):
+            n = base + rng.randint(-4, 4)
+            rows.append((ts, "gpt-4o", service, n * factor if service in burst and start <= minute < start + 10 else n))
+    return firings(a for a in run(rows) if a.window_start >= T0 + 60 * start)
+
+
+def test_a_burst_on_one_stream_is_one_alert_naming_that_stream() -> None:
+    alerts = _three_services({"search"})
+    assert [a.key for a in alerts] == [{"model": "gpt-4o", "service": "search"}], [(a.key, a.summary) for a in alerts]
+
+
+def test_a_burst_on_every_stream_of_a_model_is_one_alert_on_the_model_naming_them() -> None:
+    alerts = _three_services({"chat", "search", "summaries"})
+    assert [a.key for a in alerts] == [{"model": "gpt-4o"}], [(a.key, a.summary) for a in alerts]
+    assert alerts[0].details["streams"] == ["chat", "search", "summaries"]
+    assert "3 services rose together: chat, search, summaries" in alerts[0].summary
+
+
+def test_streams_rising_together_speak_for_themselves_when_another_stream_already_told_its_story() -> None:
+    """A small stream's incident is open and announced when three others rise with their model: the
+    model stays silent (it would be a second story about the small stream), so the three speak."""
+    rng = random.Random(17)
+    rows = []
+    start = 2 * DAY_MIN
+    for minute in range(start + 30):
+        ts = T0 + 60 * minute + 5
+        tiny = rng.randint(2, 4) * (8 if start - 20 <= minute < start + 20 else 1)
+        rows.append((ts, "gpt-4o", "tiny", tiny))
+        for service, base in (("chat", 40), ("search", 30), ("summaries", 25)):
+            n = base + rng.randint(-4, 4)
+            rows.append((ts, "gpt-4o", service, n * 10 if start <= minute < start + 10 else n))
+    alerts = firings(a for a in run(rows) if a.window_start >= T0 + 60 * (start - 20))
+    assert [a.key.get("service") for a in alerts if a.window_start < T0 + 60 * start] == ["tiny"]
+    later = sorted(a.key.get("service", "(model)") for a in alerts if a.window_start >= T0 + 60 * start)
+    assert later == ["chat", "search", "summaries"], [(a.key, a.summary) for a in alerts]
 
 
 def test_a_new_stream_starts_from_its_services_stream_on_another_model() -> None:
@@ -172,3 +217,31 @@ def test_streams_restored_from_state_before_the_price_mix_get_a_tracker() -> Non
     engine = _restarted(engine, strip_price_mix=True)
     assert engine.keys[(1, ("gpt-4o-mini", "search"))].detector.price_mix is not None
     assert engine.keys[(0, ("gpt-4o-mini",))].detector.price_mix is None  # a model key has no price mix
+
+
+def test_expected_feedback_on_a_stream_also_closes_its_models_silent_incident() -> None:
+    """The stream's alert told the story for its model too: "expected" makes the new level normal on
+    both, so neither key stays blind behind an incident nobody sees."""
+    rng = random.Random(13)
+    start = 2 * DAY_MIN
+    rows = [(T0 + 60 * minute + 5, "gpt-4o", "chat", (40 + rng.randint(-4, 4)) * (5 if minute >= start else 1))
+            for minute in range(start + 40)]
+    engine = Engine(EngineConfig(), PriceCatalogue.bundled())
+    alerts = []
+    for n, row in enumerate(rows[:start + 4]):
+        engine.ingest(event(n, *row))
+        alerts += engine.drain_alerts()
+    (firing,) = firings(alerts)
+    assert firing.key == {"model": "gpt-4o", "service": "chat"}
+    model = engine.keys[(0, ("gpt-4o",))]
+    assert model.lifecycle.incident is not None and model.lifecycle.incident.silent
+    feedback = {"__control__": "feedback", "action": "expected", "alert_id": firing.alert_id, "key": firing.key}
+    assert engine.control(feedback, orjson.dumps(feedback)) == []
+    (resolved,) = engine.drain_alerts()  # one resolution: the model's incident was never announced
+    assert resolved.alert_id == firing.alert_id and resolved.status == "resolved"
+    assert model.lifecycle.incident is None
+    later = []
+    for n, row in enumerate(rows[start + 4:], start=start + 4):
+        engine.ingest(event(n, *row))
+        later += engine.drain_alerts()
+    assert firings(later) == [], [(a.key, a.summary) for a in later]

@@ -63,8 +63,11 @@ def test_a_snapshot_is_one_delta_record_and_its_meta_record_whatever_the_key_cou
     engines = PartitionEngines(CONFIG, None, table)  # type: ignore[arg-type]
     feed(engines, messages(50, 1000, step=0.01), 0)  # 10 s: one open bucket each, nothing closes
     engines.persist(0)
-    assert len(engines.get(0).keys) == 1000  # all dirty
-    assert [key for _, key, _ in table.sent] == [b"0|d|1|0", b"0"]
+    assert len(engines.get(0).keys) == 2000  # 1,000 models, each on one service (two families): all dirty
+    sent = [key for _, key, _ in table.sent]
+    # one delta (its chunks: every new key's window and detector), then the meta record naming it
+    assert sent == [b"0|d|1|%d" % i for i in range(len(sent) - 1)] + [b"0"]
+    assert orjson.loads(table.data[b"0"])["deltas"] == [[1, len(sent) - 1]]
 
 
 @pytest.fixture
@@ -118,7 +121,8 @@ def test_the_compacted_changelog_holds_the_image_and_the_deltas_since_not_the_hi
     assert recovered.sent == []  # nothing left over to delete
 
 
-def test_a_chunk_that_does_not_decode_is_skipped_counted_and_deleted(small_log: None) -> None:
+def test_a_chunk_that_does_not_decode_is_skipped_counted_and_deleted(small_log: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(partition_engines, "COMPACT_MIN_BYTES", 1_000_000)  # the second snapshot stays a delta
     table = ChangelogTable()
     engines = PartitionEngines(CONFIG, None, table)  # type: ignore[arg-type]
     msgs = messages(6, 12)
