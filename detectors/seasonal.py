@@ -57,7 +57,8 @@ class SeasonalSpendDetector:
       (when a nightly job may page as new), masks from the next day.
     * **Learning** is robust: values are clipped to ``[expected - 1.5 sigma, expected + 3 sigma]``
       (``+ 1 sigma`` while the CUSUM is alarmed or the bucket anomalous), so a burst, a ramp or an
-      outage does not become normal quickly.
+      outage does not become normal quickly; when no alarm builds, the top is at least the spend of
+      the most requests the count's noise explains (a sparse key's lone request is no spike).
     * **Driver**: cost = requests x tokens/request x cost/token; each factor is compared with its
       learned normal (EW means of non-empty buckets) and the one that moved most is named (cache-hit
       ratio when cost per token rose while the cached share of input fell).
