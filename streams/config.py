@@ -9,7 +9,7 @@ import os
 import re
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -275,6 +275,12 @@ class Settings:
                             group_bys=self.group_bys, attribution=attribution,
                             severity=SeverityPolicy(self.warning_usd_per_hour, self.critical_usd_per_hour),
                             max_keys=self.max_keys, max_future_s=self.max_future_s, clock=time.time)
+
+    def backtest_engine_config(self) -> EngineConfig:
+        """The worker's engine settings for one engine that holds every partition's keys (``spendsentry
+        backtest``): its key cap is a whole worker's, ``partitions x SPENDSENTRY_MAX_KEYS``, so a
+        file with more keys than one partition holds is judged as the worker would, not folded."""
+        return replace(self.engine_config(), max_keys=self.max_keys * self.partitions)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -157,7 +157,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     lines = stripped_lines(args.events, "events")
     tune_gc()
     with open(args.output, "wb") as output:
-        summary = backtest(lines, output, settings.engine_config(), pricer, budgets=budgets,
+        summary = backtest(lines, output, settings.backtest_engine_config(), pricer, budgets=budgets,
                            max_future_s=args.max_future_seconds)
     if summary.events == 0 and summary.invalid == 0:
         raise SchemaError(f"{args.events}: no events (the file is empty); backtest needs JSON Lines usage events")

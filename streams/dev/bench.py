@@ -636,7 +636,7 @@ def backtest_child(path: str) -> dict[str, Any]:
     settings = Settings.from_env()
     pricer = PriceCatalogue.load(settings.prices_file)
     tune_gc()  # as `spendsentry backtest` does
-    summary = backtest(read_lines(path), io.BytesIO(), settings.engine_config(), pricer, progress=io.StringIO())
+    summary = backtest(read_lines(path), io.BytesIO(), settings.backtest_engine_config(), pricer, progress=io.StringIO())
     import resource
 
     return {"events": summary.events, "keys": summary.keys, "eps": summary.events_per_s, "seconds": summary.seconds,

@@ -76,3 +76,12 @@ def test_binding_beyond_loopback_needs_tokens_or_the_explicit_opt_out() -> None:
     assert Settings.from_env({"SPENDSENTRY_WEB_HOST": "0.0.0.0",
                               "SPENDSENTRY_ALLOW_UNAUTHENTICATED": "1"}).allow_unauthenticated
     assert Settings.from_env({"SPENDSENTRY_WEB_HOST": "::1"}).web_host == "::1"
+
+
+def test_a_backtest_holds_as_many_keys_as_a_whole_worker() -> None:
+    """One engine holds every partition's keys in a backtest: its cap is partitions x MAX_KEYS (with
+    the worker's per-partition cap, a file of 20,000 models folded half of them into __other__)."""
+    settings = Settings.from_env({"SPENDSENTRY_MAX_KEYS": "5", "SPENDSENTRY_PARTITIONS": "4"})
+    assert settings.engine_config().max_keys == 5
+    assert settings.backtest_engine_config().max_keys == 20
+    assert settings.backtest_engine_config().group_bys == settings.engine_config().group_bys

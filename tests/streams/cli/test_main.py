@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
@@ -58,3 +59,18 @@ def test_the_worker_creates_every_topic_it_reads_and_its_tables_changelogs_befor
     assert created["compacted"] == changelogs
     assert {"t.usage", "t.alerts", "t.deadletter"} <= set(created["topics"])
     assert started and started[0] == set(created["topics"])  # all of them before Faust started
+
+
+def test_backtest_judges_a_file_with_more_keys_than_one_partition_holds(monkeypatch, tmp_path, capsys) -> None:
+    """``spendsentry backtest`` runs one engine for every partition: with MAX_KEYS=2 per partition
+    and 8 partitions, 6 models are 6 keys, none folded into __other__."""
+    import orjson
+
+    monkeypatch.setenv("SPENDSENTRY_MAX_KEYS", "2")
+    monkeypatch.setenv("SPENDSENTRY_GROUP_BY", "model")
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(orjson.dumps({"event_id": f"e{i}", "timestamp": 1_795_000_000 + i, "provider": "openai",
+                                                "model": f"m{i}", "cost_usd": 0.01}) for i in range(6)))
+    assert main(["backtest", str(events), "--output", str(tmp_path / "out.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^keys:\s+6$", out, re.MULTILINE), out
