@@ -20,6 +20,7 @@ WEEK_S = 7 * DAY
 #: the largest squared relative residual a warm-up bucket teaches the spread
 WARMUP_R2_CAP = 4.0
 _WEEKEND_SLOT = 5 * DAY / WEEK_SLOT_S  # the week position (in blocks from Monday) where Saturday starts
+_SUNDAY_NOON_SLOT = 6.5 * DAY / WEEK_SLOT_S  # ... and where Sunday 12:00 UTC starts
 _MONDAY = 4 * DAY  # epoch 0 was a Thursday: Monday 00:00 UTC is 4 days later (mod 7 days)
 DISP_ALPHA = 1 / 720  # the request-count overdispersion's memory: half a day of buckets
 _NEVER = 1e18  # a memory record that does not mask (yet)
@@ -56,7 +57,8 @@ class SeasonalSpendDetector:
       (when a nightly job may page as new), masks from the next day.
     * **Learning** is robust: values are clipped to ``[expected - 1.5 sigma, expected + 3 sigma]``
       (``+ 1 sigma`` while the CUSUM is alarmed or the bucket anomalous), so a burst, a ramp or an
-      outage does not become normal quickly.
+      outage does not become normal quickly; when no alarm builds, the top is at least the spend of
+      the most requests the count's noise explains (a sparse key's lone request is no spike).
     * **Driver**: cost = requests x tokens/request x cost/token; each factor is compared with its
       learned normal (EW means of non-empty buckets) and the one that moved most is named (cache-hit
       ratio when cost per token rose while the cached share of input fell).
@@ -71,6 +73,8 @@ class SeasonalSpendDetector:
     _disp: float = 1.0
     _disp_n: float = 0.0
     disp_alpha: float = DISP_ALPHA
+    #: a bucket is learned unclipped up to the spend of this many sigmas of its request count's noise
+    clip_count_z: float = 2.0
     #: time of the first bucket (None before it); -inf for state written before it existed, whose
     #: day-of-week factors have already learned
     _t0: float | None = -math.inf
@@ -199,6 +203,17 @@ class SeasonalSpendDetector:
             return 1.0
         return max(self._kind_v / self._kind_e, 0.05)
 
+    def _bar(self, t: float, wpos: float, eff: float) -> float:
+        """What a rise is measured against: the expectation, and from Sunday noon UTC of the first
+        week at least the weekday one. A key's weekend is its own time zone's: from Sunday noon UTC
+        it is Monday in Asia and soon in Europe, and a business key back at its weekday level,
+        judged by the weekend's factor, paged at 5x (on the tuning seeds at Sunday 15:00, 18:30 and
+        23:00 UTC: UTC+9, +5.5, +1). Learning keeps the weekend's factor (a key in UTC or west of it
+        is still in its weekend), so only the alert is held to the weekday level."""
+        if self._first_week(t) and wpos + 0.5 >= _SUNDAY_NOON_SLOT:
+            return max(eff, eff / self._dayf(t, wpos))
+        return eff
+
     def _state(self, t: float) -> tuple:
         """expected, relative sigma, memory multiplier, slot info for bucket time ``t``."""
         h0, h1, f, d = self._slots(t)
@@ -248,18 +263,19 @@ class SeasonalSpendDetector:
         else:
             cusum = 0.0
         excess = y - eff
+        bar = self._bar(t, d, eff)
         fast = (
             self._n >= self.warmup
             and z >= self.z_threshold
             and self._count_evidence(x, eff)
-            and y >= self.ratio_threshold * eff
+            and y >= self.ratio_threshold * bar
             and excess >= self.min_excess_usd
         )
         slow = (
             self.use_cusum
             and self._n >= self.season_warmup
             and cusum >= self.cusum_h
-            and y >= self.cusum_ratio * eff
+            and y >= self.cusum_ratio * bar
             and excess >= self.min_excess_usd
         )
         req = float(x.get("requests", 0.0) or 0.0)
@@ -337,6 +353,8 @@ class SeasonalSpendDetector:
         if self._n:
             guard = 1.0 if alarmed else 3.0
             hi = expected * (1.0 + guard * rel)
+            if not alarmed:  # a sparse key's lone requests are normal, not spikes to clip
+                hi = max(hi, self._count_hi(expected))
             lo = expected * (1.0 - 1.5 * rel)  # an outage or traffic moved away is learned slowly too
             if self._n >= self.warmup:
                 outside = self._n >= self.season_warmup and not lo <= value <= hi
@@ -454,6 +472,20 @@ class SeasonalSpendDetector:
             return True
         resid = _anscombe(float(req), eff / cpr)
         return resid >= (self.count_z if z is None else z) * math.sqrt(max(self._disp, 1.0))
+
+    def _count_hi(self, expected: float) -> float:
+        """The most spend a bucket's request count explains by chance: the cost of the most requests
+        within ``clip_count_z`` of the count's noise (0 before the cost per request is known).
+        Clipped at ``expected + 3 sigma`` only, a sparse key's lone requests (50x a mostly empty
+        minute, and beyond 4 sigma trimmed from the spread, which stays near 1) were learned as 4x
+        expected and its empty minutes in full, so its expectation sank towards zero and every
+        request paged. At 2 sigmas the bound allows about 2.5 requests at 0.1 expected, 4.6 at 1 (the
+        band's own 4x), so on a busier key it adds nothing, and a loop on a sparse key stays clipped."""
+        cpr = self._ref[0]
+        if self._ref_n < 10 or cpr <= 0:
+            return 0.0
+        root = math.sqrt(max(expected, 0.0) / cpr + 0.375) + 0.5 * self.clip_count_z * math.sqrt(max(self._disp, 1.0))
+        return cpr * (root * root - 0.375)
 
     def _learn_disp(self, req: float, eff: float) -> None:
         """Learn the count's overdispersion: an EW mean of the squared Anscombe residual (1 under

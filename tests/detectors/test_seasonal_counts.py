@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
+
 from detectors.seasonal import SeasonalSpendDetector
 from streams.core import state_codec
 from tests.detectors.test_behaviour import feed
@@ -64,3 +66,41 @@ def test_one_early_burst_does_not_blind_the_count_test() -> None:
     feed(det, [bucket(i, 2000.0 if i == 12 else _poisson(rng, 20.0)) for i in range(300)])
     assert det._disp < 5.0
     assert feed(det, [bucket(300, 200.0)])[0].anomalous
+
+
+
+def sparse(i: int, req: float) -> dict:
+    """One minute of a sparse key whose requests cost five cents each."""
+    return {**bucket(i, req), "cost": 0.05 * req}
+
+
+def test_a_sparse_keys_expectation_does_not_sink() -> None:
+    """A key with a request every ten minutes: clipped at ``expected + 3 sigma`` (a spread learned
+    from its empty minutes only), its lone requests were learned as 4x expected and its empty minutes
+    in full, so its expectation sank towards zero (seed 42 of the family: 150,000x expected)."""
+    rng = random.Random(5)
+    det = SeasonalSpendDetector()
+    verdicts = feed(det, [sparse(i, 1 if i == 0 else _poisson(rng, 0.1)) for i in range(4 * 1440)])
+    assert [v.reason for v in verdicts[1440:] if v.anomalous] == []
+    assert 0.0025 <= verdicts[-1].expected <= 0.01  # 0.1 requests a minute at five cents
+
+
+def test_a_sparse_keys_nightly_job_pages_at_most_on_its_first_night() -> None:
+    """A nightly job of ~1.5 requests a minute for 25 minutes on that key: scored against a sunk
+    expectation, it paged every night as a sustained rise (seed 34 of the family: four nights)."""
+    rng = random.Random(6)
+    det = SeasonalSpendDetector()
+    xs = [sparse(i, 1 if i == 0 else _poisson(rng, 1.5 if 180 <= i % 1440 < 205 else 0.1)) for i in range(5 * 1440)]
+    assert [v.reason for v in feed(det, xs)[1440:] if v.anomalous] == []
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_runaway_loop_on_a_sparse_key_still_pages(seed: int) -> None:
+    """A 12x loop for 40 minutes on a key at 0.3 requests a minute: each minute's 3-5 requests are
+    within chance at 3 sigmas of the count, so a bound that wide learned the loop as it ran."""
+    rng = random.Random(100 + seed)
+    det = SeasonalSpendDetector()
+    start = 2 * 1440 + 600 + 37 * seed
+    xs = [sparse(i, 1 if i == 0 else _poisson(rng, 0.3 * (12 if start <= i < start + 40 else 1)))
+          for i in range(start + 40)]
+    assert any(v.anomalous for v in feed(det, xs)[start:])
