@@ -23,6 +23,7 @@ from operator import attrgetter
 from time import perf_counter
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import Any, Callable, Iterable, Protocol
 
 import orjson
@@ -52,6 +53,10 @@ CONTROL = "__control__"
 CONTROL_MARK = b'"__control__"'
 #: a model swap is news only towards a model whose requests cost this much more than its siblings'
 SWAP_PRICIER = 1.2
+#: a new stream borrows from the warmest of its service's first streams on other models (in the order
+#: they appeared, so the oldest): a bounded look, so a service on thousands of models (or a client
+#: inventing model names) costs each new key the same, not a scan of all of them
+BORROW_SCAN = 16
 
 
 class Pricer(Protocol):
@@ -607,7 +612,8 @@ class Engine:
 
     def _borrowed(self, family_index: int, named: dict[str, str], provider: str = "") -> Detector | None:
         """A new ``model x service`` stream starts from a copy of the detector of the same
-        service's busiest stream on another model (warm: ``fast_warmup`` closed buckets).
+        service's busiest stream on another model (warm: ``fast_warmup`` closed buckets; among
+        the service's first ``BORROW_SCAN`` streams).
 
         A service that moves its calls to a pricier sibling model opens a stream with no history;
         judged against its service's existing stream (same requests, same tokens), the price
@@ -615,7 +621,8 @@ class Engine:
         the model it left. A new stream of a service with no other model starts fresh."""
         if not family_index or "model" not in named or OTHER in named.values():
             return None
-        warm = [s for s in self._by_rest.get(_rest(family_index, named), []) if s.closed >= self.config.fast_warmup]
+        warm = [s for s in islice(self._by_rest.get(_rest(family_index, named), ()), BORROW_SCAN)
+                if s.closed >= self.config.fast_warmup]
         if not warm:
             return None
         source = max(warm, key=lambda s: (s.closed, s.name))

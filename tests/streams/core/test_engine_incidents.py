@@ -245,3 +245,26 @@ def test_expected_feedback_on_a_stream_also_closes_its_models_silent_incident() 
         engine.ingest(event(n, *row))
         later += engine.drain_alerts()
     assert firings(later) == [], [(a.key, a.summary) for a in later]
+
+
+def test_a_new_stream_looks_at_a_bounded_number_of_its_services_streams() -> None:
+    """Borrowing a baseline must cost a new key the same whatever the number of the service's
+    streams (a scan of all of them made 100,000 models on one service quadratic)."""
+    from streams.core import engine as engine_module
+
+    engine = Engine(EngineConfig(), PriceCatalogue.bundled())
+    rows = [(T0 + 60 * minute + 5, f"m{i}", "search", 5) for minute in range(40) for i in range(40)]
+    for n, row in enumerate(rows):
+        engine.ingest(event(n, *row))
+    streams = engine._by_rest[(1, ("search",))]
+    seen = []
+
+    class Watched(list):
+        def __iter__(self):
+            for state in super().__iter__():
+                seen.append(state)
+                yield state
+
+    engine._by_rest[(1, ("search",))] = Watched(streams)
+    engine.ingest(event(len(rows), T0 + 60 * 40 + 5, "gpt-4o", "search", 5))
+    assert len(streams) == 40 and 0 < len(seen) <= engine_module.BORROW_SCAN
