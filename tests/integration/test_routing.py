@@ -205,14 +205,15 @@ async def test_snooze_holds_back_the_escalation_of_that_alert(make_worker, recei
     receiver, after a settle time."""
     worker = make_worker(SPENDSENTRY_API_TOKENS=TOKEN, SPENDSENTRY_WEBHOOK_URLS=receiver.url,
                          SPENDSENTRY_WEBHOOK_SECRET=receiver.secret, SPENDSENTRY_SEVERITY_WARNING_USD_PER_HOUR="10",
-                         SPENDSENTRY_SEVERITY_CRITICAL_USD_PER_HOUR="1000",
+                         SPENDSENTRY_SEVERITY_CRITICAL_USD_PER_HOUR="600",
                          SPENDSENTRY_IDLE_CLOSE_SECONDS="600").start()  # event time moves only with the data
     await worker.ready()
     from streams.dev.traffic import Burst, TrafficGenerator
     from tests.integration.test_pipeline import MODELS
 
-    # gpt-4o (about $0.55 a minute) at 10x for two minutes (about $300/h over normal: warning), then at
-    # 50x (about $1,600/h: critical, an escalation of the same alert)
+    # gpt-4o ($0.27-0.80 a minute, with the hour of day the test runs at) at 10x for two minutes
+    # ($140-430/h over normal: warning), then at 50x ($780-2,300/h: critical, an escalation of the same
+    # alert); with a critical line at $1,000/h this failed when run around midnight UTC
     bursts = (Burst("gpt-4o", T0 + 180 * 60, T0 + 182 * 60, 10.0), Burst("gpt-4o", T0 + 182 * 60, T0 + 186 * 60, 50.0))
     events = list(TrafficGenerator(MODELS, seed=9, id_prefix="s").events(T0, T0 + 192 * 60, bursts))
     cut = T0 + 181 * 60 + 30  # the first 10x bucket closed, the 50x not begun
