@@ -308,7 +308,7 @@ class Settings:
             topic_prefix=env.get("SPENDSENTRY_TOPIC_PREFIX") or cls.topic_prefix,
             app_id=env.get("SPENDSENTRY_APP_ID") or cls.app_id,
             partitions=_int(env, "SPENDSENTRY_PARTITIONS", cls.partitions),
-            group_bys=parse_group_bys(env.get("SPENDSENTRY_GROUP_BY") or "model;model,service"),
+            group_bys=parse_group_bys(env["SPENDSENTRY_GROUP_BY"]) if env.get("SPENDSENTRY_GROUP_BY") else cls.group_bys,
             bucket_seconds=_float(env, "SPENDSENTRY_BUCKET_SECONDS", cls.bucket_seconds, minimum=1.0),
             allowed_lateness_s=_float(env, "SPENDSENTRY_ALLOWED_LATENESS_SECONDS", cls.allowed_lateness_s),
             idle_close_s=_float(env, "SPENDSENTRY_IDLE_CLOSE_SECONDS", cls.idle_close_s, minimum=0.5),

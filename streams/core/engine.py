@@ -716,7 +716,8 @@ class Engine:
             if any(c not in fresh and c.lifecycle.incident is not None and not c.lifecycle.incident.silent
                    for c in children):
                 continue
-            streams = sorted(c.key.get("service", c.name) for c in children if c in fresh and c.lifecycle.incident is not None
+            streams = sorted(c.key.get("service", c.name) for c in children
+                             if c in fresh and c.lifecycle.incident is not None
                              and not fresh[c].details.get("moved_from"))
             if len(streams) >= 2:
                 out[state] = streams

@@ -24,7 +24,8 @@ the ratios are meaningful even on a shared machine. Stages:
    the fast path and alert when the bucket closes: latency = the producer's event time passing
    bucket end + allowed lateness -> webhook.
 5. **hostile keys**: a worker with default settings fed 200,000 events, each with its own garbage
-   (unpriced) model and service name (a new key in both default families), then 1,000 ordinary events that must be counted too: its peak RSS
+   (unpriced) model and service name (a new key in both default families), then 1,000 ordinary
+   events that must be counted too: its peak RSS
    (``rss_mb_garbage_keys``) and the events folded into ``__other__`` past ``SPENDSENTRY_MAX_KEYS``.
 6. **backtest**: ``streams.cli.backtest.backtest`` over a pre-generated file in a child process
    (10k and 100k active keys); events/s and the child's peak RSS (``VmHWM``); and once more at
