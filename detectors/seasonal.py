@@ -82,6 +82,11 @@ class SeasonalSpendDetector:
     _kind_v: float = 0.0
     _kind_e: float = 0.0
     _kind_n: float = 0.0
+    #: first week: per hour of day (UTC), the highest mean spend per bucket of a previous weekday's
+    #: calm buckets in that hour, and the hour being summed ([hours since epoch, spend, buckets]);
+    #: None before the first (and in state written before they existed)
+    _env: list[float] | None = None
+    _env_acc: list[float] | None = None
     #: the key's share of its service's requests per provider (a model swap), judged by the engine
     #: with the group's per-minute totals; set on ``model x service`` keys, None elsewhere (and in
     #: state written before it existed)
@@ -204,15 +209,26 @@ class SeasonalSpendDetector:
         return max(self._kind_v / self._kind_e, 0.05)
 
     def _bar(self, t: float, wpos: float, eff: float) -> float:
-        """What a rise is measured against: the expectation, and from Sunday noon UTC of the first
-        week at least the weekday one. A key's weekend is its own time zone's: from Sunday noon UTC
-        it is Monday in Asia and soon in Europe, and a business key back at its weekday level,
-        judged by the weekend's factor, paged at 5x (on the tuning seeds at Sunday 15:00, 18:30 and
-        23:00 UTC: UTC+9, +5.5, +1). Learning keeps the weekend's factor (a key in UTC or west of it
-        is still in its weekend), so only the alert is held to the weekday level."""
-        if self._first_week(t) and wpos + 0.5 >= _SUNDAY_NOON_SLOT:
-            return max(eff, eff / self._dayf(t, wpos))
-        return eff
+        """What a rise is measured against: the expectation and, in the first week, on weekdays and
+        from Sunday noon UTC, at least the weekday expectation and the spend an earlier weekday had
+        in this hour (:meth:`_learn_envelope`).
+
+        A key's weekend is its own time zone's: from Sunday noon UTC it is Monday in Asia and soon
+        in Europe, and a business key back at its weekday level, judged by the weekend's factor,
+        paged at 5x (on the tuning seeds at Sunday 15:00, 18:30 and 23:00 UTC: UTC+9, +5.5, +1).
+        And the level of a young key is a running mean of everything it saw: a Friday holiday and
+        the weekend halve it, and the Monday back at Thursday's spend paged as a sustained rise for
+        hours. Learning keeps the weekend's factor and the level (a key in UTC or west of it is
+        still in its weekend), so only the alert is held to the weekday level."""
+        if not self._first_week(t):
+            return eff
+        if _weekend(wpos):
+            return max(eff, eff / self._dayf(t, wpos)) if wpos + 0.5 >= _SUNDAY_NOON_SLOT else eff
+        env = self._env
+        if env is None:
+            return eff
+        h0, h1, f, _ = self._slots(t)  # an hour's mean sits at its middle: interpolated like the shape
+        return max(eff, env[h0] * (1.0 - f) + env[h1] * f)
 
     def _state(self, t: float) -> tuple:
         """expected, relative sigma, memory multiplier, slot info for bucket time ``t``."""
@@ -251,19 +267,20 @@ class SeasonalSpendDetector:
         eff = expected * mult
         spread = max(eff * rel, expected * 0.25 * (mult - 1.0), 1e-6)
         z = (y - eff) / spread
+        bar = self._bar(t, d, eff)
         # CUSUM of the log-likelihood ratio "spend is cusum_delta x expected" vs "as expected"
         # under a Gaussian relative noise of sd ``rel``: only buckets above the midpoint
         # 1 + (delta - 1) / 2 add evidence, so ordinary day-to-day level wander never accumulates.
+        # Measured against the bar: spend an earlier weekday had is no evidence of a rise.
         if eff > 0:
             dm1 = self.cusum_delta - 1.0
-            inc = dm1 / (rel * rel) * (y / eff - 1.0 - 0.5 * dm1)
-            if y <= eff:  # a bucket at or below normal drains at least h/20: on a noisy sparse key the
+            inc = dm1 / (rel * rel) * (y / bar - 1.0 - 0.5 * dm1)
+            if y <= bar:  # a bucket at or below normal drains at least h/20: on a noisy sparse key the
                 inc = min(inc, -self.cusum_h / 20.0)  # likelihood step is tiny and evidence would linger for hours
             cusum = min(max(0.0, self._cusum + min(inc, 4.0)), 2.0 * self.cusum_h)
         else:
             cusum = 0.0
         excess = y - eff
-        bar = self._bar(t, d, eff)
         fast = (
             self._n >= self.warmup
             and z >= self.z_threshold
@@ -340,7 +357,7 @@ class SeasonalSpendDetector:
         self._mix.learn(req, y, mix_s, mix_x)
         self._cache.learn(req, tin, cached, cache_s)
         # recurring-spike memory: remember material spikes by time of day
-        if self.use_memory and self._n >= self.warmup and expected > 0:
+        if self.use_memory and self._ref_n >= 10 and expected > 0:
             r0 = y / expected
             # only a spike with more requests than chance allows: on a sparse key, noise spikes
             # would fill the memory and evict the nightly job before its second night
@@ -407,6 +424,8 @@ class SeasonalSpendDetector:
             self._learn_week(d, value / base, pace)
             if not alarmed and _weekend(d) and self._first_week(t):
                 self._learn_weekend(y / mult, base, pace)
+        if self._first_week(t):
+            self._learn_envelope(t, y, not alarmed)
         # normal of the spend drivers and of the count's spread (normal buckets only)
         if not anomalous:
             self._learn_disp(req, eff)
@@ -436,6 +455,22 @@ class SeasonalSpendDetector:
         self._kind_v += a * (spend - self._kind_v)
         self._kind_e += a * (base - self._kind_e)
         self._kind_n += 1.0
+
+    def _learn_envelope(self, t: float, y: float, calm: bool) -> None:
+        """Sum the calm buckets of the current hour; when it ends, on a weekday (UTC) with at least
+        half an hour of them, its mean raises that hour's envelope (:meth:`_bar`)."""
+        hour = float(t // HOUR)
+        acc = self._env_acc
+        if acc is None or acc[0] != hour:
+            if acc is not None and acc[2] >= 30 and not _weekend(self._slots(acc[0] * HOUR)[3]):
+                env = self._env if self._env is not None else [0.0] * 24
+                h = int(acc[0]) % 24
+                env[h] = max(env[h], acc[1] / acc[2])
+                self._env = env
+            acc = self._env_acc = [hour, 0.0, 0.0]
+        if calm:
+            acc[1] += y
+            acc[2] += 1.0
 
     def rebase(self, x: Features) -> None:
         """Feedback "expected": scale the level so the expectation at ``x["t"]`` is ``x["cost"]``
@@ -504,9 +539,10 @@ class SeasonalSpendDetector:
         self._disp_n += 1.0
 
     def _remember(self, t: float, ratio: float, alerted: bool) -> None:
-        """Remember a spike in its bin. An ``alerted`` one on the record's first day (not only the
-        first minute: a burst that starts mid-minute pages from its second) makes the record mask
-        only after a second day (from 6 h after that day's spike)."""
+        """Remember a spike in its bin. An ``alerted`` one makes the first-day records of the last
+        hour (its own and its earlier minutes': a loop that pages after nine minutes began in an
+        earlier bin, which would mask its recurrence the next day) mask only after a second day
+        (from 6 h after that day's spike)."""
         b = int((t % DAY) // self.memory_bin_s)
         rec = self._mem.get(b)
         if rec is None:
@@ -517,14 +553,16 @@ class SeasonalSpendDetector:
             self._mem[b] = [t, ratio, -1e18, 1.0, 1.0, _NEVER if alerted else 0.0]
         elif t - rec[0] <= 21600.0:
             rec[0], rec[1] = t, max(rec[1], ratio)
-            if alerted and rec[4] == 1.0 and len(rec) > 5:
-                rec[5] = _NEVER
         else:
             rec[2], rec[3] = rec[0], rec[1]
             rec[0], rec[1] = t, ratio
             rec[4] = min(rec[4] + 1.0, 30.0)
             if len(rec) > 5 and rec[5] > t:
                 rec[5] = t + 21600.0
+        if alerted:  # the spike's earlier minutes, remembered before it paged, are the same spike
+            for other in self._mem.values():
+                if other[4] == 1.0 and t - other[0] <= HOUR and len(other) > 5:
+                    other[5] = _NEVER
 
     def _parts(self, x: Features) -> tuple[float, float, float, float] | None:
         req = float(x.get("requests", 0.0) or 0.0)

@@ -63,14 +63,35 @@ def test_first_week_incident_does_not_become_a_block_normal() -> None:
 
 
 def test_week_state_round_trips_and_old_state_keeps_its_week_factors() -> None:
-    """The first bucket's time and the weekend factor are state; a detector written before them
-    (no ``_t0``) has learned its week factors and keeps using them."""
+    """The first bucket's time, the weekend factor and the weekday envelope are state; a detector
+    written before them (no ``_t0``) has learned its week factors and keeps using them."""
     rng = random.Random(15)
     det = SeasonalSpendDetector()
     feed(det, [business(i, rng, T0 + 4 * DAY) for i in range(2 * 1440)])  # Friday and Saturday
     clone = state_codec.loads(state_codec.dumps(det))
     assert (clone._t0, clone._kind_v, clone._kind_e) == (det._t0, det._kind_v, det._kind_e)
+    assert (clone._env, clone._env_acc) == (det._env, det._env_acc) and det._env is not None
     assert clone._kind_v / clone._kind_e < 0.5
     del clone.__dict__["_t0"]
     saturday = T0 + 5 * DAY + 12 * 3600
     assert clone._dayf(saturday, clone._slots(saturday)[3]) == clone._weekf(clone._slots(saturday)[3])[0]
+
+
+def test_monday_back_at_thursdays_spend_after_a_friday_holiday_is_no_rise() -> None:
+    """A young key's level is a running mean of all it saw: a holiday Friday at the weekend's fifth
+    and the weekend itself drag it down, and the Monday back at Thursday's spend paged as a
+    sustained rise all day. In the first week a weekday is held to the spend an earlier weekday had
+    in the same hour; a real rise above that still pages."""
+    rng = random.Random(17)
+    thursday = T0 + 3 * DAY
+
+    def day_of(i: int) -> dict:
+        b = business(i, rng, thursday)
+        return bucket(b["t"], 4.0, rng) if i // 1440 == 1 else b  # Friday is a holiday
+
+    det = SeasonalSpendDetector()
+    feed(det, [day_of(i) for i in range(4 * 1440)])
+    monday = feed(det, [day_of(i) for i in range(4 * 1440, 4 * 1440 + 14 * 60)])
+    assert not any(v.anomalous for v in monday), [v.reason for v in monday if v.anomalous][:3]
+    rise = feed(det, [bucket(thursday + 60 * i, 40.0, rng) for i in range(4 * 1440 + 14 * 60, 4 * 1440 + 16 * 60)])
+    assert any(v.anomalous for v in rise)

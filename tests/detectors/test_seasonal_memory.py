@@ -53,3 +53,38 @@ def test_memory_round_trips_and_a_record_written_before_the_rule_still_masks() -
     for r in clone._mem.values():
         del r[5:]  # as written before "masks from" existed
     assert clone._memory(t) > 5.0
+
+
+def test_a_loop_that_pages_only_after_minutes_of_rising_pages_again_the_next_day() -> None:
+    """A loop at 3x for nine minutes (remembered as spikes, no page) and then 10x pages from its
+    tenth minute; its earlier minutes' records belong to the same spike and must not mask its
+    recurrence the next day."""
+    rng = random.Random(22)
+    det = SeasonalSpendDetector()
+    loops: dict[int, list] = {}
+    for i in range(4 * DAY_MIN):
+        day, m = divmod(i, DAY_MIN)
+        in_loop = day in (2, 3) and LOOP <= m < LOOP + 30
+        rate = (180.0 if m < LOOP + 9 else 600.0) if in_loop else 60.0
+        verdicts = feed(det, [minute(i, rng, rate=rate)])
+        if in_loop:
+            loops.setdefault(day, []).append(verdicts[0])
+    assert not any(v.anomalous for v in loops[2][:9]) and loops[2][9].anomalous
+    assert all(v.expected < 1.0 for v in loops[3][:10])  # 0.68: not the 3x of the ramp's record
+    assert loops[3][9].anomalous and "recurring spike" not in loops[3][9].reason
+
+
+def test_a_nightly_job_in_the_keys_first_half_hour_is_remembered() -> None:
+    """A key born at 00:00 whose nightly job runs at 00:18-00:30 (6x): the first night is in the
+    key's first 30 buckets (its warm-up), which used to remember nothing, so the second night paged
+    as new. A spike is remembered once the key's cost per request is known (10 buckets)."""
+    rng = random.Random(23)
+    det = SeasonalSpendDetector()
+    nights: dict[int, list] = {}
+    for i in range(2 * DAY_MIN):
+        day, m = divmod(i, DAY_MIN)
+        verdicts = feed(det, [minute(i, rng, rate=360.0 if 18 <= m < 30 else 60.0)])
+        if 18 <= m < 30:
+            nights.setdefault(day, []).append(verdicts[0])
+    assert det._mem
+    assert not any(v.anomalous for v in nights[1]), [v.reason for v in nights[1]]
