@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from detectors.base import Features, Verdict
+from detectors.counts import RequestRateCusum
 from detectors.mix import CachedShareCusum, CostPerRequestCusum, ModelShareCusum, safe_log
 
 DAY = 86400.0
@@ -87,6 +88,8 @@ class SeasonalSpendDetector:
     #: None before the first (and in state written before they existed)
     _env: list[float] | None = None
     _env_acc: list[float] | None = None
+    #: the request-count path (a loop on a sparse stream); None in state written before it existed
+    _rate: RequestRateCusum | None = None
     #: the key's share of its service's requests per provider (a model swap), judged by the engine
     #: with the group's per-minute totals; set on ``model x service`` keys, None elsewhere (and in
     #: state written before it existed)
@@ -142,6 +145,7 @@ class SeasonalSpendDetector:
         self._mix = CostPerRequestCusum(delta=mix_delta, h=mix_h)
         #: the cached-share path (same keys as the cost-per-request path): a cache regression
         self._cache = CachedShareCusum(h=mix_h)
+        self._rate = RequestRateCusum()
         self.settle_frac = settle_frac
         self.hold_requests = hold_requests
         self.max_hold = max_hold
@@ -312,8 +316,20 @@ class SeasonalSpendDetector:
             mix_s = cache_s = mix_x = 0.0
         # the cached share stays far below its band and a request costs more than normal
         uncached = self.use_mix and cache_s >= self._cache.h and mix_r > 1.0
+        rate = self._rate_run(x, req, bar, y - bar)
+        counted = self._n >= self.season_warmup and rate[0] > 0.0 and self._rate.fired(*rate, self.min_excess_usd)
         return (t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d, req, mix_s, mix_r,
-                mixed or uncached, tin, cached, cache_s, share, uncached, mix_x)
+                mixed or uncached, tin, cached, cache_s, share, uncached, mix_x, rate, counted)
+
+    def _rate_run(self, x: Features, req: float, bar: float, excess: float) -> tuple[float, ...]:
+        """The request-count CUSUM's run after this bucket (all zero before the cost per request,
+        which turns the spend bar into expected requests, is known, or without request counts)."""
+        cpr = self._ref[0]
+        if self._rate is None:
+            self._rate = RequestRateCusum()
+        if x.get("requests") is None or self._ref_n < 10 or cpr <= 0:
+            return 0.0, 0.0, 0.0, 0.0, 0.0
+        return self._rate.assess(float(x["t"]), req, bar / cpr, self._disp, excess)
 
     # -- protocol ------------------------------------------------------------------------
     def score_one(self, x: Features) -> Verdict:
@@ -322,12 +338,14 @@ class SeasonalSpendDetector:
         self._scored = (x, assessed)
         t, y, expected, rel, mult, eff, z, cusum, fast, slow, *_, mix_s, mix_r, mixed = assessed[:18]
         cache_s, share, uncached = assessed[20:23]
+        (rate_s, run_n, run_lam, *_), counted = assessed[24:26]
         score = max(1.0 - math.exp(-max(z, 0.0) / self.z_threshold), 1.0 - math.exp(-cusum / self.cusum_h),
-                    1.0 - math.exp(-max(mix_s, cache_s) / self._mix.h))
-        anomalous = fast or slow or mixed
+                    1.0 - math.exp(-max(mix_s, cache_s) / self._mix.h), 1.0 - math.exp(-rate_s / self._rate.h))
+        anomalous = fast or slow or mixed or counted
         if not anomalous:  # the reason is read only on alerts: not formatted for every normal bucket
             settled = (cusum <= self.settle_frac * self.cusum_h and mix_s <= self.settle_frac * self._mix.h
-                       and cache_s <= self.settle_frac * self._cache.h and y <= eff * (1.0 + 2.0 * rel))
+                       and cache_s <= self.settle_frac * self._cache.h and y <= eff * (1.0 + 2.0 * rel)
+                       and rate_s <= self.settle_frac * self._rate.h)
             return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=False, settled=settled,
                            hold=self._hold(eff))
         ratio = f", {y / eff:.1f}x expected" if eff > 0 else ""
@@ -338,6 +356,10 @@ class SeasonalSpendDetector:
             driver = f"cache-hit ratio {normal:.0%} -> {share:.0%} (cost per request {mix_r:.2f}x normal)"
         elif mixed and not (fast or slow):
             reason = f"cost per request {mix_r:.2f}x normal: cusum={mix_s:.1f}{ratio}"
+        elif counted and not (fast or slow):
+            reason = (f"request rate {run_n / run_lam:.1f}x expected: {run_n:.0f} requests where {run_lam:.1f}"
+                      f" were expected, cusum={rate_s:.1f}{ratio}")
+            driver = driver or f"requests {run_n / run_lam:.1f}x normal"
         elif slow and not fast:
             reason = f"sustained rise: cusum={cusum:.1f}, z={z:.1f}{ratio}"
         else:
@@ -351,9 +373,10 @@ class SeasonalSpendDetector:
         scored, self._scored = self._scored, None
         assessed = scored[1] if scored is not None and scored[0] is x else self._assess(x)
         (t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d, req, mix_s, _, mixed,
-         tin, cached, cache_s, _, _, mix_x) = assessed
-        anomalous = fast or slow or mixed
+         tin, cached, cache_s, _, _, mix_x, rate, counted) = assessed
+        anomalous = fast or slow or mixed or counted
         self._cusum = cusum
+        self._rate.learn(*rate)
         self._mix.learn(req, y, mix_s, mix_x)
         self._cache.learn(req, tin, cached, cache_s)
         # recurring-spike memory: remember material spikes by time of day
@@ -364,8 +387,14 @@ class SeasonalSpendDetector:
             if (r0 >= self.memory_ratio and y - expected >= self.min_excess_usd
                     and self._count_evidence(x, expected, self.memory_count_z)):
                 self._remember(t, r0, anomalous and self._n >= self.season_warmup)
+            rate_s, run_n, run_lam, _, run_start = rate
+            if rate_s >= 0.5 * self._rate.h and run_n >= self.memory_ratio * run_lam:
+                # a sparse key's job shows only as a run of the request count: every bin of the run
+                for b_t in range(int(run_start), int(t) + 1, int(self.memory_bin_s)):
+                    self._remember(float(b_t), run_n / run_lam, counted and self._n >= self.season_warmup)
         value = y / mult
-        alarmed = anomalous or cusum >= 0.5 * self.cusum_h or max(mix_s, cache_s) >= 0.5 * self._mix.h
+        alarmed = (anomalous or cusum >= 0.5 * self.cusum_h or max(mix_s, cache_s) >= 0.5 * self._mix.h
+                   or rate[0] >= 0.5 * self._rate.h)
         outside = False
         if self._n:
             guard = 1.0 if alarmed else 3.0
@@ -482,6 +511,8 @@ class SeasonalSpendDetector:
         elif cost > 0:
             self._level = cost
         self._cusum = 0.0
+        if self._rate is not None:
+            self._rate.reset()
         self._mix.s = self._mix.excess = 0.0
         self._cache.s = 0.0
 
