@@ -390,7 +390,9 @@ class SeasonalSpendDetector:
             rate_s, run_n, run_lam, _, run_start = rate
             if rate_s >= 0.5 * self._rate.h and run_n >= self.memory_ratio * run_lam:
                 # a sparse key's job shows only as a run of the request count: every bin of the run
-                for b_t in range(int(run_start), int(t) + 1, int(self.memory_bin_s)):
+                # (at most the memory's size of them, the latest)
+                first = max(run_start, t - (self.memory_size - 1) * self.memory_bin_s)
+                for b_t in range(int(first), int(t) + 1, int(self.memory_bin_s)):
                     self._remember(float(b_t), run_n / run_lam, counted and self._n >= self.season_warmup)
         value = y / mult
         alarmed = (anomalous or cusum >= 0.5 * self.cusum_h or max(mix_s, cache_s) >= 0.5 * self._mix.h
