@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 
+from detectors.cusum import CappedCusum
 
-class RequestRateCusum:
+
+class RequestRateCusum(CappedCusum):
     """One-sided CUSUM of the Poisson log-likelihood ratio "requests arrive at ``k`` x the expected
     rate" against "as expected", per bucket ``(n log k - lam (k - 1)) / D``: ``n`` requests where
     ``lam`` were expected, ``D`` the key's overdispersion (>= 1), the step capped at
@@ -25,12 +27,10 @@ class RequestRateCusum:
     """
 
     def __init__(self, k: float = 4.0, h: float = 20.0, min_buckets: int = 5, ratio: float = 4.0) -> None:
+        super().__init__(h, min_buckets)
         self.log_k = math.log(k)
         self.k = k
-        self.h = h
-        self.min_buckets = min_buckets
         self.ratio = ratio
-        self.s = 0.0
         #: the current run: requests, expected requests, extra spend, start time (0 between runs)
         self.n = 0.0
         self.lam = 0.0
@@ -42,12 +42,12 @@ class RequestRateCusum:
         """(CUSUM, run requests, run expected requests, run extra spend, run start) after the bucket
         at ``t`` of ``requests`` where ``lam`` were expected and ``excess`` more than expected was spent."""
         inc = (requests * self.log_k - lam * (self.k - 1.0)) / max(disp, 1.0)
-        s = min(max(0.0, self.s + min(inc, self.h / self.min_buckets)), 2.0 * self.h)
+        s = self._step(inc)
         if s <= 0.0:
             return 0.0, 0.0, 0.0, 0.0, 0.0
         return s, self.n + requests, self.lam + lam, self.excess + excess, self.start if self.s > 0.0 else t
 
-    def fired(self, s: float, n: float, lam: float, excess: float, start: float, min_excess: float) -> bool:
+    def fired(self, s: float, n: float, lam: float, excess: float, min_excess: float) -> bool:
         return s >= self.h and n >= self.ratio * lam and excess >= min_excess
 
     def learn(self, s: float, n: float, lam: float, excess: float, start: float) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 
+from detectors.cusum import CappedCusum
 
-class _BandCusum:
+
+class _BandCusum(CappedCusum):
     """What both signals share: an EW band (mean ``m``, per-request overdispersion ``v``) learned
     over non-empty buckets and frozen while the CUSUM ``s`` is above ``freeze`` x its threshold
-    ``h``, and a CUSUM step capped at ``h / min_buckets`` (a shift must last that many buckets).
+    ``h``, and the capped CUSUM step (a shift must last ``min_buckets`` buckets).
 
     Plain data: floats only.
     """
@@ -23,18 +25,13 @@ class _BandCusum:
     V_FLOOR = 0.0
 
     def __init__(self, h: float, alpha: float, min_buckets: int, warmup: int, freeze: float) -> None:
-        self.h = h
+        super().__init__(h, min_buckets)
         self.alpha = alpha
-        self.min_buckets = min_buckets
         self.warmup = warmup
         self.freeze = freeze
         self.m = 0.0
         self.v = 0.0
         self.n = 0
-        self.s = 0.0
-
-    def _step(self, inc: float) -> float:
-        return min(max(0.0, self.s + min(inc, self.h / self.min_buckets)), 2.0 * self.h)
 
     def _learn(self, x: float, requests: float, s: float, pace: float = 1.0) -> None:
         """Learn the bucket's value ``x`` of ``requests`` requests (at ``pace`` x the rate) unless

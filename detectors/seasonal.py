@@ -212,7 +212,7 @@ class SeasonalSpendDetector:
             return 1.0
         return max(self._kind_v / self._kind_e, 0.05)
 
-    def _bar(self, t: float, wpos: float, eff: float) -> float:
+    def _bar(self, t: float, wpos: float, eff: float, h0: int, h1: int, f: float) -> float:
         """What a rise is measured against: the expectation and, in the first week, on weekdays and
         from Sunday noon UTC, at least the weekday expectation and the spend an earlier weekday had
         in this hour (:meth:`_learn_envelope`).
@@ -228,11 +228,8 @@ class SeasonalSpendDetector:
             return eff
         if _weekend(wpos):
             return max(eff, eff / self._dayf(t, wpos)) if wpos + 0.5 >= _SUNDAY_NOON_SLOT else eff
-        env = self._env
-        if env is None:
-            return eff
-        h0, h1, f, _ = self._slots(t)  # an hour's mean sits at its middle: interpolated like the shape
-        return max(eff, env[h0] * (1.0 - f) + env[h1] * f)
+        env = self._env  # an hour's mean sits at its middle: interpolated like the shape
+        return eff if env is None else max(eff, env[h0] * (1.0 - f) + env[h1] * f)
 
     def _state(self, t: float) -> tuple:
         """expected, relative sigma, memory multiplier, slot info for bucket time ``t``."""
@@ -271,7 +268,7 @@ class SeasonalSpendDetector:
         eff = expected * mult
         spread = max(eff * rel, expected * 0.25 * (mult - 1.0), 1e-6)
         z = (y - eff) / spread
-        bar = self._bar(t, d, eff)
+        bar = self._bar(t, d, eff, h0, h1, f)
         # CUSUM of the log-likelihood ratio "spend is cusum_delta x expected" vs "as expected"
         # under a Gaussian relative noise of sd ``rel``: only buckets above the midpoint
         # 1 + (delta - 1) / 2 add evidence, so ordinary day-to-day level wander never accumulates.
@@ -317,7 +314,7 @@ class SeasonalSpendDetector:
         # the cached share stays far below its band and a request costs more than normal
         uncached = self.use_mix and cache_s >= self._cache.h and mix_r > 1.0
         rate = self._rate_run(x, req, bar, y - bar)
-        counted = self._n >= self.season_warmup and rate[0] > 0.0 and self._rate.fired(*rate, self.min_excess_usd)
+        counted = self._n >= self.season_warmup and self._rate.fired(*rate[:4], self.min_excess_usd)
         return (t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d, req, mix_s, mix_r,
                 mixed or uncached, tin, cached, cache_s, share, uncached, mix_x, rate, counted)
 
@@ -376,6 +373,7 @@ class SeasonalSpendDetector:
          tin, cached, cache_s, _, _, mix_x, rate, counted) = assessed
         anomalous = fast or slow or mixed or counted
         self._cusum = cusum
+        run_known = self._run_remembered()
         self._rate.learn(*rate)
         self._mix.learn(req, y, mix_s, mix_x)
         self._cache.learn(req, tin, cached, cache_s)
@@ -387,11 +385,11 @@ class SeasonalSpendDetector:
             if (r0 >= self.memory_ratio and y - expected >= self.min_excess_usd
                     and self._count_evidence(x, expected, self.memory_count_z)):
                 self._remember(t, r0, anomalous and self._n >= self.season_warmup)
-            rate_s, run_n, run_lam, _, run_start = rate
-            if rate_s >= 0.5 * self._rate.h and run_n >= self.memory_ratio * run_lam:
-                # a sparse key's job shows only as a run of the request count: every bin of the run
-                # (at most the memory's size of them, the latest)
-                first = max(run_start, t - (self.memory_size - 1) * self.memory_bin_s)
+            if self._run_remembered():
+                # a sparse key's job shows only as a run of the request count: once it is, every bin
+                # of the run so far (at most the memory's size of them, the latest), then its own
+                run_n, run_lam, run_start = rate[1], rate[2], rate[4]
+                first = t if run_known else max(run_start, t - (self.memory_size - 1) * self.memory_bin_s)
                 for b_t in range(int(first), int(t) + 1, int(self.memory_bin_s)):
                     self._remember(float(b_t), run_n / run_lam, counted and self._n >= self.season_warmup)
         value = y / mult
@@ -486,6 +484,12 @@ class SeasonalSpendDetector:
         self._kind_v += a * (spend - self._kind_v)
         self._kind_e += a * (base - self._kind_e)
         self._kind_n += 1.0
+
+    def _run_remembered(self) -> bool:
+        """Whether the request-count run (as last learned) is one memory records: half-way to its
+        threshold at ``memory_ratio`` x the requests expected."""
+        r = self._rate
+        return r.s >= 0.5 * r.h and r.n >= self.memory_ratio * r.lam
 
     def _learn_envelope(self, t: float, y: float, calm: bool) -> None:
         """Sum the calm buckets of the current hour; when it ends, on a weekday (UTC) with at least

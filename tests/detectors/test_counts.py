@@ -62,5 +62,5 @@ def test_rate_cusum_needs_a_run_of_buckets_and_the_ratio() -> None:
     cusum = RequestRateCusum()
     s, n, lam, excess, start = cusum.assess(100.0, 50.0, 1.0, 1.0, 0.5)
     assert s == cusum.h / cusum.min_buckets and start == 100.0  # one bucket is capped
-    assert not cusum.fired(2 * cusum.h, 20.0, 10.0, 1.0, start, 0.05)  # 2x: certain, but no loop
-    assert cusum.fired(cusum.h, 40.0, 10.0, 1.0, start, 0.05)
+    assert not cusum.fired(2 * cusum.h, 20.0, 10.0, 1.0, 0.05)  # 2x: certain, but no loop
+    assert cusum.fired(cusum.h, 40.0, 10.0, 1.0, 0.05)
