@@ -15,9 +15,9 @@ T0 = 1_795_392_000.0  # a Monday 00:00 UTC
 START = 2 * 1440 + 14 * 60  # Wednesday 14:00, after two calm days
 
 
-def bucket(i: int, req: float) -> dict:
-    """One minute of a sparse key: a tenth of a cent per request."""
-    return {"t": T0 + 60 * i, "cost": 0.001 * req, "requests": req, "input_tokens": 500.0 * req,
+def bucket(i: int, req: float, price: float = 0.001) -> dict:
+    """One minute of a sparse key: a tenth of a cent per request unless ``price`` says otherwise."""
+    return {"t": T0 + 60 * i, "cost": price * req, "requests": req, "input_tokens": 500.0 * req,
             "output_tokens": 100.0 * req, "cached_input_tokens": 0.0}
 
 
@@ -47,6 +47,16 @@ def test_a_micro_burst_or_a_busy_hour_on_a_sparse_stream_does_not_page() -> None
     assert not any(v.anomalous for v in burst + busy)
 
 
+def test_a_short_session_on_a_sparse_stream_does_not_page() -> None:
+    """21 requests in three minutes (7 a minute, 20x) on a key of 0.3, a cent each: more than chance,
+    $0.20 extra, but three buckets; the capped step makes a rise last five before it can fire."""
+    rng = random.Random(34)
+    det = SeasonalSpendDetector()
+    feed(det, [bucket(i, _poisson(rng, 0.3), price=0.01) for i in range(START)])
+    verdicts = feed(det, [bucket(START + m, 7.0 if m < 3 else _poisson(rng, 0.3), price=0.01) for m in range(30)])
+    assert not any(v.anomalous for v in verdicts), [v.reason for v in verdicts if v.anomalous]
+
+
 def test_the_count_path_round_trips_and_state_written_before_it_restores() -> None:
     det, _ = run(lambda m: 3.0, 10)
     assert det._rate.s > 0.0
@@ -64,3 +74,18 @@ def test_rate_cusum_needs_a_run_of_buckets_and_the_ratio() -> None:
     assert s == cusum.h / cusum.min_buckets and start == 100.0  # one bucket is capped
     assert not cusum.fired(2 * cusum.h, 20.0, 10.0, 1.0, 0.05)  # 2x: certain, but no loop
     assert cusum.fired(cusum.h, 40.0, 10.0, 1.0, 0.05)
+
+
+def test_a_sparse_keys_nightly_job_pages_on_no_night_after_its_first() -> None:
+    """A job at 20x for 40 minutes every night at 02:00 on a key of 0.3 requests a minute shows only
+    as a run of the request count (its minutes are not spikes one by one); the run is remembered
+    like a spike, so the job does not page on the nights after the one it was first seen on."""
+    rng = random.Random(33)
+    det = SeasonalSpendDetector()
+    paged = []
+    for i in range(4 * 1440):
+        m = i % 1440
+        verdict = feed(det, [bucket(i, _poisson(rng, 6.0 if 120 <= m < 160 else 0.3))])[0]
+        if verdict.anomalous:
+            paged.append((i // 1440, m))
+    assert not [p for p in paged if p[0] >= 1], paged

@@ -95,3 +95,21 @@ def test_monday_back_at_thursdays_spend_after_a_friday_holiday_is_no_rise() -> N
     assert not any(v.anomalous for v in monday), [v.reason for v in monday if v.anomalous][:3]
     rise = feed(det, [bucket(thursday + 60 * i, 40.0, rng) for i in range(4 * 1440 + 14 * 60, 4 * 1440 + 16 * 60)])
     assert any(v.anomalous for v in rise)
+
+
+def test_a_busier_monday_than_thursday_builds_no_evidence_against_the_dragged_down_level() -> None:
+    """After a Friday holiday, a Monday 30 % busier than Thursday: far above the dragged-down
+    expectation, 1.3x the envelope. Measured against the expectation the sustained-rise CUSUM
+    saturates and the first noisy minute above 1.5x the envelope pages; measured against the
+    envelope it builds nothing."""
+    rng = random.Random(18)
+    thursday = T0 + 3 * DAY
+
+    def day_of(i: int) -> dict:
+        b = business(i, rng, thursday)
+        return bucket(b["t"], 4.0 if i // 1440 == 1 else 26.0 if i // 1440 == 4 else b["requests"], rng)
+
+    det = SeasonalSpendDetector()
+    feed(det, [day_of(i) for i in range(4 * 1440)])
+    monday = feed(det, [day_of(i) for i in range(4 * 1440, 4 * 1440 + 14 * 60)])
+    assert not any(v.anomalous for v in monday), [v.reason for v in monday if v.anomalous][:3]
