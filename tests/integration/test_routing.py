@@ -215,7 +215,10 @@ async def test_snooze_holds_back_the_escalation_of_that_alert(make_worker, recei
     # ($140-430/h over normal: warning), then at 50x ($780-2,300/h: critical, an escalation of the same
     # alert); with a critical line at $1,000/h this failed when run around midnight UTC
     bursts = (Burst("gpt-4o", T0 + 180 * 60, T0 + 182 * 60, 10.0), Burst("gpt-4o", T0 + 182 * 60, T0 + 186 * 60, 50.0))
-    events = list(TrafficGenerator(MODELS, seed=9, id_prefix="s").events(T0, T0 + 192 * 60, bursts))
+    # ten normal minutes after the burst: event time closes buckets here, and the resolution needs
+    # the quiet ones (with six, a noisy cost-per-request minute left it one bucket short of the last
+    # that closes when the test's T0 fell at midnight UTC: it failed at 06:30 UTC)
+    events = list(TrafficGenerator(MODELS, seed=9, id_prefix="s").events(T0, T0 + 196 * 60, bursts))
     cut = T0 + 181 * 60 + 30  # the first 10x bucket closed, the 50x not begun
     await produce(broker, topic_prefix, [e for e in events if e["timestamp"] < cut], batch=50)
     first = await eventually(lambda: firing(receiver), message="the warning")
