@@ -81,7 +81,7 @@ class CostPerRequestCusum(_BandCusum):
             return (self.s, 1.0, 0.0) if requests <= 0 else (0.0, 1.0, 0.0)
         r = self._log_mean(cost, requests) - self.m
         inc = requests / max(self.v, self.V_FLOOR) * self.d * (r - 0.5 * self.d)
-        s = self._step(inc)
+        s = self._step(inc, r <= 0.0)
         ratio = math.exp(min(r, 700.0))
         return s, ratio, (self.excess + cost - cost / ratio if s > 0.0 else 0.0)
 
@@ -132,7 +132,7 @@ class CachedShareCusum(_BandCusum):
             return 0.0, share
         d = self.drop * self.m
         inc = requests / max(self.v, self.V_FLOOR) * d * (self.m - share - 0.5 * d)
-        return self._step(inc), share
+        return self._step(inc, share >= self.m), share
 
     def learn(self, requests: float, input_tokens: float, cached: float, s: float) -> None:
         self.s = s

@@ -45,3 +45,24 @@ def test_requests_twice_the_normal_size_raise_the_cusum_within_minutes() -> None
         if s >= cusum.h:
             break
     assert s >= cusum.h and minute <= 20 and ratio > 1.5, (minute, s, ratio)
+
+
+def test_a_sparse_keys_evidence_drains_within_hours_after_a_bloat_ends() -> None:
+    """At one request a minute the likelihood step of a normal bucket is tiny: without a floor on the
+    drain, evidence capped at 2 h lingered half a day and held the incident open over the next one."""
+    rng = random.Random(7)
+    cusum = CostPerRequestCusum()
+    for _ in range(600):
+        cost = _bucket(rng, 1)
+        s, _, excess = cusum.assess(1, cost)
+        cusum.learn(1, cost, s, excess)
+    for _ in range(120):  # two hours of 5x prompts
+        cost = 5.0 * _bucket(rng, 1)
+        s, _, excess = cusum.assess(1, cost)
+        cusum.learn(1, cost, s, excess)
+    assert cusum.s >= cusum.h
+    for _ in range(240):
+        cost = _bucket(rng, 1)
+        s, _, excess = cusum.assess(1, cost)
+        cusum.learn(1, cost, s, excess)
+    assert cusum.s <= 0.1 * cusum.h, cusum.s
