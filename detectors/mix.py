@@ -46,17 +46,19 @@ class _BandCusum(CappedCusum):
         self.n += 1
 
 
-class CostPerRequestCusum(_BandCusum):
-    """One-sided CUSUM of the log-likelihood ratio "cost per request is ``delta`` x normal".
+class _PerRequestCusum(_BandCusum):
+    """One-sided CUSUM of the log-likelihood ratio "``total / requests`` is ``delta`` x normal", for
+    a per-request quantity whose requests have heavy-tailed sizes (what a request costs, how many
+    input tokens it sends).
 
-    * **Normal**: EW mean ``m`` of ``log(cost / requests)`` over non-empty buckets (memory about
-      ``1 / alpha`` buckets), frozen while the CUSUM is above ``freeze`` x its threshold so a slow
-      leak cannot teach itself in.
-    * **Spread** (overdispersion learned per key): EW mean of ``n * (log cpr - m)^2``; heavy-tailed
-      request sizes and hour-to-hour mix wander both land here, so a key whose cost per request
-      wanders needs proportionally more evidence.
+    * **Normal**: EW mean ``m`` of the debiased ``log(total / requests)`` over non-empty buckets
+      (memory about ``1 / alpha`` buckets), frozen while the CUSUM is above ``freeze`` x its
+      threshold so a slow leak cannot teach itself in.
+    * **Spread** (overdispersion learned per key): EW mean of ``n * (log x - m)^2``; heavy-tailed
+      request sizes and hour-to-hour mix wander both land here, so a key whose requests wander needs
+      proportionally more evidence.
     * **Evidence** per bucket ``n / sigma^2 * d * (r - d / 2)`` with ``d = log(delta)`` and
-      ``r = log cpr - m``, capped at ``h / min_buckets`` (a rise must last at least that many
+      ``r = log x - m``, capped at ``h / min_buckets`` (a rise must last at least that many
       buckets), so a busy key decides in minutes and a sparse one after enough requests.
     * **Materiality**: ``excess``, the extra spend of the current run (summed over the buckets since
       the CUSUM left zero). On a cheap stream a bloat or leak that doubles what a request costs adds
@@ -65,31 +67,31 @@ class CostPerRequestCusum(_BandCusum):
       evidence carried through a silent day must not make the first minute after it material.
     """
 
-    V_FLOOR = 0.02
     #: extra spend of the current run (a class default, so state written before it restores)
     excess: float = 0.0
 
-    def __init__(self, delta: float = 1.25, h: float = 20.0, alpha: float = 0.005, min_buckets: int = 8,
-                 warmup: int = 60, freeze: float = 0.3) -> None:
+    def __init__(self, delta: float, h: float, alpha: float, min_buckets: int, warmup: int, freeze: float) -> None:
         super().__init__(h, alpha, min_buckets, warmup, freeze)
         self.d = math.log(delta)
 
-    def assess(self, requests: float, cost: float) -> tuple[float, float, float]:
-        """(CUSUM after this bucket, cost per request / normal, extra spend of the run so far); an
-        empty bucket adds nothing."""
-        if requests <= 0 or cost <= 0 or self.n < self.warmup:
+    def _judge(self, requests: float, total: float, extra: float | None) -> tuple[float, float, float]:
+        """(CUSUM after this bucket, per request / normal, extra spend of the run so far), the
+        bucket's extra spend being ``extra`` (None: what ``total``, a spend, is above normal)."""
+        if requests <= 0 or total <= 0 or self.n < self.warmup:
             return (self.s, 1.0, 0.0) if requests <= 0 else (0.0, 1.0, 0.0)
-        r = self._log_mean(cost, requests) - self.m
+        r = self._log_mean(total, requests) - self.m
         inc = requests / max(self.v, self.V_FLOOR) * self.d * (r - 0.5 * self.d)
         s = self._step(inc, r <= 0.0)
         ratio = math.exp(min(r, 700.0))
-        return s, ratio, (self.excess + cost - cost / ratio if s > 0.0 else 0.0)
+        if extra is None:
+            extra = total - total / ratio
+        return s, ratio, (self.excess + extra if s > 0.0 else 0.0)
 
-    def learn(self, requests: float, cost: float, s: float, excess: float) -> None:
+    def learn(self, requests: float, total: float, s: float, excess: float) -> None:
         self.s = s
         self.excess = excess
-        if requests > 0 and cost > 0:
-            self._learn(self._log_mean(cost, requests), requests, s)
+        if requests > 0 and total > 0:
+            self._learn(self._log_mean(total, requests), requests, s)
 
     def _log_mean(self, total: float, requests: float) -> float:
         """``log(total / requests)``, debiased for the bucket's size: the log of a mean of ``n``
@@ -97,6 +99,42 @@ class CostPerRequestCusum(_BandCusum):
         expectation (``cv^2`` per request, about ``v``), so a normal learned on a sparse night read
         every busy morning as 1.3-1.5x."""
         return safe_log(total / requests) + 0.5 * math.log1p(max(self.v, self.V_FLOOR) / requests)
+
+
+class CostPerRequestCusum(_PerRequestCusum):
+    """What one request costs: prompt bloat, a slow leak, a cache regression, a pricier model."""
+
+    V_FLOOR = 0.02
+
+    def __init__(self, delta: float = 1.25, h: float = 20.0, alpha: float = 0.005, min_buckets: int = 8,
+                 warmup: int = 60, freeze: float = 0.3) -> None:
+        super().__init__(delta, h, alpha, min_buckets, warmup, freeze)
+
+    def assess(self, requests: float, cost: float) -> tuple[float, float, float]:
+        """(CUSUM after this bucket, cost per request / normal, extra spend of the run so far); an
+        empty bucket adds nothing."""
+        return self._judge(requests, cost, None)
+
+
+class PromptSizeCusum(_PerRequestCusum):
+    """Input tokens per request: prompt bloat where output dominates the price.
+
+    A prompt three times its size on a model whose output tokens cost 8x its input, with long
+    answers, raises what a request costs only 1.15x, inside the cost-per-request noise; the input
+    tokens per request tripled, which is strong evidence on its own. Its materiality is the extra
+    spend the engine measures on the cost side (``extra`` per bucket, summed over the run).
+    """
+
+    V_FLOOR = 0.05
+
+    def __init__(self, delta: float = 2.0, h: float = 20.0, alpha: float = 0.005, min_buckets: int = 8,
+                 warmup: int = 60, freeze: float = 0.3) -> None:
+        super().__init__(delta, h, alpha, min_buckets, warmup, freeze)
+
+    def assess(self, requests: float, input_tokens: float, extra: float) -> tuple[float, float, float]:
+        """(CUSUM after this bucket, input tokens per request / normal, extra spend of the run so
+        far) with ``extra`` this bucket's spend above normal; an empty bucket adds nothing."""
+        return self._judge(requests, input_tokens, extra)
 
 
 class CachedShareCusum(_BandCusum):

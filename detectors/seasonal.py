@@ -10,7 +10,7 @@ import math
 
 from detectors.base import Features, Verdict
 from detectors.counts import RequestRateCusum
-from detectors.mix import CachedShareCusum, CostPerRequestCusum, ModelShareCusum, safe_log
+from detectors.mix import CachedShareCusum, CostPerRequestCusum, ModelShareCusum, PromptSizeCusum, safe_log
 
 DAY = 86400.0
 HOUR = 3600.0
@@ -90,6 +90,8 @@ class SeasonalSpendDetector:
     _env_acc: list[float] | None = None
     #: the request-count path (a loop on a sparse stream); None in state written before it existed
     _rate: RequestRateCusum | None = None
+    #: the prompt-size path (input tokens per request); None in state written before it existed
+    _prompt: PromptSizeCusum | None = None
     #: the key's share of its service's requests per provider (a model swap), judged by the engine
     #: with the group's per-minute totals; set on ``model x service`` keys, None elsewhere (and in
     #: state written before it existed)
@@ -122,6 +124,7 @@ class SeasonalSpendDetector:
         mix_delta: float = 1.25,
         mix_h: float = 20.0,
         mix_ratio: float = 1.15,
+        prompt_ratio: float = 1.5,
         use_mix: bool = True,
         memory_count_z: float = 3.0,
         empty_requests: float = 3.0,
@@ -145,6 +148,9 @@ class SeasonalSpendDetector:
         self._mix = CostPerRequestCusum(delta=mix_delta, h=mix_h)
         #: the cached-share path (same keys as the cost-per-request path): a cache regression
         self._cache = CachedShareCusum(h=mix_h)
+        #: the prompt-size path (same keys): prompt bloat on a stream whose cost is mostly output
+        self.prompt_ratio = prompt_ratio
+        self._prompt = PromptSizeCusum(h=mix_h)
         self._rate = RequestRateCusum()
         self.settle_frac = settle_frac
         self.hold_requests = hold_requests
@@ -307,16 +313,25 @@ class SeasonalSpendDetector:
         tin = float(x.get("input_tokens", 0.0) or 0.0)
         cached = float(x.get("cached_input_tokens", 0.0) or 0.0)
         cache_s, share = self._cache.assess(req, tin, cached)
+        if self._prompt is None:
+            self._prompt = PromptSizeCusum(h=self._mix.h)
+        # a mixture of finer keys has no prompt size of its own (its services' sizes differ)
+        tok = self._prompt.assess(req, tin, y - y / mix_r if mix_r > 0 else 0.0) if self.use_mix else (0.0, 1.0, 0.0)
         if req <= 0 and self._ref_n >= 10 and self._ref[0] > 0 and eff / self._ref[0] >= self.empty_requests:
             # an empty minute where several requests were expected: the stream stopped, so what a
             # request costs is no longer news (an incident on a stream that goes silent settles)
             mix_s = cache_s = mix_x = 0.0
+            tok = (0.0, 1.0, 0.0)
+        # input tokens per request well above their band, and the rise has cost enough
+        prompted = (self.use_mix and tok[0] >= self._prompt.h and tok[1] >= self.prompt_ratio
+                    and tok[2] >= self.min_excess_usd)
         # the cached share stays far below its band and a request costs more than normal
         uncached = self.use_mix and cache_s >= self._cache.h and mix_r > 1.0
         rate = self._rate_run(x, req, bar, y - bar)
         counted = self._n >= self.season_warmup and self._rate.fired(*rate[:4], self.min_excess_usd)
         return (t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d, req, mix_s, mix_r,
-                mixed or uncached, tin, cached, cache_s, share, uncached, mix_x, rate, counted)
+                mixed or uncached or prompted, tin, cached, cache_s, share, uncached, mix_x, rate, counted, tok,
+                prompted)
 
     def _rate_run(self, x: Features, req: float, bar: float, excess: float) -> tuple[float, ...]:
         """The request-count CUSUM's run after this bucket (all zero before the cost per request,
@@ -335,13 +350,14 @@ class SeasonalSpendDetector:
         self._scored = (x, assessed)
         t, y, expected, rel, mult, eff, z, cusum, fast, slow, *_, mix_s, mix_r, mixed = assessed[:18]
         cache_s, share, uncached = assessed[20:23]
-        (rate_s, run_n, run_lam, *_), counted = assessed[24:26]
+        (rate_s, run_n, run_lam, *_), counted, (tok_s, tok_r, _), prompted = assessed[24:28]
         score = max(1.0 - math.exp(-max(z, 0.0) / self.z_threshold), 1.0 - math.exp(-cusum / self.cusum_h),
-                    1.0 - math.exp(-max(mix_s, cache_s) / self._mix.h), 1.0 - math.exp(-rate_s / self._rate.h))
+                    1.0 - math.exp(-max(mix_s, cache_s, tok_s) / self._mix.h), 1.0 - math.exp(-rate_s / self._rate.h))
         anomalous = fast or slow or mixed or counted
         if not anomalous:  # the reason is read only on alerts: not formatted for every normal bucket
             settled = (cusum <= self.settle_frac * self.cusum_h and mix_s <= self.settle_frac * self._mix.h
                        and cache_s <= self.settle_frac * self._cache.h and y <= eff * (1.0 + 2.0 * rel)
+                       and tok_s <= self.settle_frac * self._mix.h
                        and rate_s <= self.settle_frac * self._rate.h)
             return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=False, settled=settled,
                            hold=self._hold(eff))
@@ -351,6 +367,9 @@ class SeasonalSpendDetector:
             normal = self._cache.m
             reason = f"cached share of input {normal:.0%} -> {share:.0%}: cusum={cache_s:.1f}{ratio}"
             driver = f"cache-hit ratio {normal:.0%} -> {share:.0%} (cost per request {mix_r:.2f}x normal)"
+        elif prompted and not (fast or slow):
+            reason = f"input tokens per request {tok_r:.1f}x normal: cusum={tok_s:.1f}{ratio}"
+            driver = driver or f"input tokens per request {tok_r:.1f}x normal"
         elif mixed and not (fast or slow):
             reason = f"cost per request {mix_r:.2f}x normal: cusum={mix_s:.1f}{ratio}"
         elif counted and not (fast or slow):
@@ -370,13 +389,15 @@ class SeasonalSpendDetector:
         scored, self._scored = self._scored, None
         assessed = scored[1] if scored is not None and scored[0] is x else self._assess(x)
         (t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d, req, mix_s, _, mixed,
-         tin, cached, cache_s, _, _, mix_x, rate, counted) = assessed
+         tin, cached, cache_s, _, _, mix_x, rate, counted, tok, _) = assessed
         anomalous = fast or slow or mixed or counted
         self._cusum = cusum
         run_known = self._run_remembered()
         self._rate.learn(*rate)
         self._mix.learn(req, y, mix_s, mix_x)
         self._cache.learn(req, tin, cached, cache_s)
+        if self.use_mix:
+            self._prompt.learn(req, tin, tok[0], tok[2])
         # recurring-spike memory: remember material spikes by time of day
         if self.use_memory and self._ref_n >= 10 and expected > 0:
             r0 = y / expected
@@ -393,7 +414,7 @@ class SeasonalSpendDetector:
                 for b_t in range(int(first), int(t) + 1, int(self.memory_bin_s)):
                     self._remember(float(b_t), run_n / run_lam, counted and self._n >= self.season_warmup)
         value = y / mult
-        alarmed = (anomalous or cusum >= 0.5 * self.cusum_h or max(mix_s, cache_s) >= 0.5 * self._mix.h
+        alarmed = (anomalous or cusum >= 0.5 * self.cusum_h or max(mix_s, cache_s, tok[0]) >= 0.5 * self._mix.h
                    or rate[0] >= 0.5 * self._rate.h)
         outside = False
         if self._n:
