@@ -8,6 +8,12 @@
 * **Escalation.** An anomalous bucket of an open incident whose impact crosses a higher severity
   threshold re-sends the incident as ``firing`` with the higher severity, the same ``alert_id`` and
   ``details.escalated_from`` (routing's gate admits exactly that repeat).
+* **One incident per cause.** A detector that names the cause of an anomalous bucket
+  (``verdict.cause``: ``volume`` for more requests or spend, ``mix`` for what a request costs) keeps
+  each cause apart: a prompt bloat that starts inside a runaway loop's incident on the same key
+  opens an incident of its own (a new ``alert_id``, ``details.concurrent_with`` naming the open
+  one) instead of vanishing into it. When the first resolves, the other carries on as the key's
+  incident (:meth:`Lifecycle.on_causes`).
 * **Silence.** The engine may mark an incident ``silent`` when a related key already tells the
   story (see ``Engine._merge``): its escalations and resolution are then not emitted either.
 
@@ -53,6 +59,8 @@ class Incident:
     silent: bool = False
     #: the end of the bucket that resolved it (set once resolved; kept for a reopen)
     resolved_at: float = 0.0
+    #: the cause that opened it (``verdict.cause``; "" when the detector names none)
+    cause: str = ""
 
 
 def _describe(key: dict[str, str], observed: float, expected: float, start: float, end: float) -> str:
@@ -62,8 +70,28 @@ def _describe(key: dict[str, str], observed: float, expected: float, start: floa
     return f"{who} spend ${observed:,.2f} vs ${expected:,.2f} expected{ratio} in {window}"
 
 
+def _split(verdict: Verdict, cause: str) -> tuple[Verdict, Verdict]:
+    """(what ``verdict`` says about ``cause``, what it says about the other cause): a verdict of
+    no known cause speaks for ``cause``; the part that is not anomalous is a calm verdict, settled
+    as the bucket is."""
+    calm = Verdict(score=verdict.score, expected=verdict.expected, anomalous=False, settled=verdict.settled,
+                   hold=verdict.hold)
+    mine = verdict if verdict.anomalous and verdict.cause in (cause, "") else None
+    other = verdict if verdict.anomalous and verdict.cause not in (cause, "") else None
+    if verdict.side is not None:
+        if verdict.side.cause == cause:
+            mine = mine or verdict.side
+        else:
+            other = other or verdict.side
+    return mine or calm, other or calm
+
+
 class Lifecycle:
-    """Per-key incident state: the open incident, and the last resolved one (for a reopen)."""
+    """Per-key incident state: the open incident, the last resolved one (for a reopen), and an
+    incident of another cause opened while the first was open (``side``)."""
+
+    #: a class default, so state written before it existed restores
+    side: Incident | None = None
 
     def __init__(self, resolve_after: int = 3, reopen_s: float = 1800.0) -> None:
         self.resolve_after = resolve_after
@@ -74,14 +102,38 @@ class Lifecycle:
     def to_state(self) -> dict[str, Any]:
         return {"resolve_after": self.resolve_after, "reopen_s": self.reopen_s,
                 "incident": None if self.incident is None else asdict(self.incident),
-                "last_resolved": None if self.last_resolved is None else asdict(self.last_resolved)}
+                "last_resolved": None if self.last_resolved is None else asdict(self.last_resolved),
+                "side": None if self.side is None else asdict(self.side)}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Lifecycle:
         out = cls(int(state["resolve_after"]), float(state["reopen_s"]))
         out.incident = None if state["incident"] is None else Incident(**state["incident"])
         out.last_resolved = None if state["last_resolved"] is None else Incident(**state["last_resolved"])
+        out.side = None if state.get("side") is None else Incident(**state["side"])
         return out
+
+    def on_causes(self, **kwargs: Any) -> list[Alert]:
+        """:meth:`on_verdict` with each cause apart (same arguments): while an incident opened by
+        one cause is open, the other cause's evidence (``verdict.cause`` or ``verdict.side``) goes
+        to an incident of its own, which becomes the key's incident when the first resolves."""
+        verdict: Verdict = kwargs.pop("verdict")
+        main = self.incident
+        if main is not None and not main.cause and verdict.anomalous:
+            main.cause = verdict.cause  # opened before its cause was known (a first burst minute)
+        if main is None or not main.cause:
+            alert = self.on_verdict(verdict=verdict, **kwargs)
+            return [] if alert is None else [alert]
+        mine, other = _split(verdict, main.cause)
+        alerts = [self._advance("incident", mine, True, **kwargs)]
+        if other.anomalous or self.side is not None:
+            side = self._advance("side", other, False, **kwargs)
+            if side is not None and side.status == "firing" and "concurrent_with" not in side.details:
+                side.details["concurrent_with"] = main.alert_id
+            alerts.append(side)
+        if self.incident is None and self.side is not None:
+            self.incident, self.side = self.side, None  # the other cause carries on as the key's incident
+        return [a for a in alerts if a is not None]
 
     def on_verdict(
         self,
@@ -96,7 +148,14 @@ class Lifecycle:
         details: dict,
     ) -> Alert | None:
         """Feed one closed bucket's verdict; return an alert when the incident changes state."""
-        incident = self.incident
+        return self._advance("incident", verdict, True, alert_type=alert_type, key=key, start=start, end=end,
+                             observed=observed, policy=policy, details=details)
+
+    def _advance(self, slot: str, verdict: Verdict, reopen: bool, *, alert_type: str, key: dict[str, str],
+                 start: float, end: float, observed: float, policy: SeverityPolicy, details: dict) -> Alert | None:
+        """Advance the incident in ``slot`` (``incident`` or ``side``) by one verdict; a main
+        incident may ``reopen`` the last resolved one."""
+        incident: Incident | None = getattr(self, slot)
         if verdict.anomalous:
             severity = policy.severity(observed - verdict.expected, end - start)
             extra = {"reason": verdict.reason, **({"driver": verdict.driver} if verdict.driver else {})}
@@ -110,14 +169,15 @@ class Lifecycle:
                 if incident.silent:
                     return None
             else:
-                recent = self.last_resolved
+                recent = self.last_resolved if reopen else None
                 if recent is not None and not recent.silent and start - recent.resolved_at <= self.reopen_s:
                     incident = Incident(recent.alert_id, recent.window_start, max(severity, recent.severity, key=_rank),
                                         peak_observed=max(observed, recent.peak_observed))
                     extra["reopened"] = True
                 else:
                     incident = Incident(alert_id_for(alert_type, key, start), start, severity, peak_observed=observed)
-                self.incident = incident
+                incident.cause = verdict.cause
+                setattr(self, slot, incident)
             return Alert(
                 alert_id=incident.alert_id, type=alert_type, status="firing", severity=incident.severity,  # type: ignore[arg-type]
                 key=dict(key), window_start=incident.window_start, window_end=end, triggered_at=end,
@@ -132,7 +192,7 @@ class Lifecycle:
             return None
         return self._resolve(incident, end, alert_type=alert_type, key=key, observed=observed,
                              expected=verdict.expected, score=verdict.score, summary="resolved: ",
-                             details={**details, "peak_observed": round(incident.peak_observed, 6)})
+                             details={**details, "peak_observed": round(incident.peak_observed, 6)}, slot=slot)
 
     def resolve_now(self, *, alert_type: str, key: dict[str, str], at: float, observed: float, expected: float,
                     reason: str) -> Alert | None:
@@ -144,13 +204,16 @@ class Lifecycle:
                               score=0.0, summary=f"resolved ({reason}): ",
                               details={"feedback": reason, "peak_observed": round(incident.peak_observed, 6)})
         self.last_resolved = None  # the operator said it is normal: a new rise is a new incident
+        if self.side is not None:  # another cause's incident is not what the operator judged
+            self.incident, self.side = self.side, None
         return alert
 
     def _resolve(self, incident: Incident, at: float, *, alert_type: str, key: dict[str, str], observed: float,
-                 expected: float, score: float, summary: str, details: dict) -> Alert | None:
-        self.incident = None
+                 expected: float, score: float, summary: str, details: dict, slot: str = "incident") -> Alert | None:
+        setattr(self, slot, None)
         incident.resolved_at = at
-        self.last_resolved = incident
+        if slot == "incident":
+            self.last_resolved = incident
         if incident.silent:
             return None
         return Alert(

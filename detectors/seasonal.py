@@ -363,27 +363,38 @@ class SeasonalSpendDetector:
                            hold=self._hold(eff))
         ratio = f", {y / eff:.1f}x expected" if eff > 0 else ""
         driver = self._driver(x, y, eff)
-        if uncached and not (fast or slow):
+        score = min(max(score, 0.0), 1.0)
+        mix = None
+        if uncached:
             normal = self._cache.m
-            reason = f"cached share of input {normal:.0%} -> {share:.0%}: cusum={cache_s:.1f}{ratio}"
-            driver = f"cache-hit ratio {normal:.0%} -> {share:.0%} (cost per request {mix_r:.2f}x normal)"
-        elif prompted and not (fast or slow):
-            reason = f"input tokens per request {tok_r:.1f}x normal: cusum={tok_s:.1f}{ratio}"
-            driver = driver or f"input tokens per request {tok_r:.1f}x normal"
-        elif mixed and not (fast or slow):
-            reason = f"cost per request {mix_r:.2f}x normal: cusum={mix_s:.1f}{ratio}"
-        elif counted and not (fast or slow):
-            reason = (f"request rate {run_n / run_lam:.1f}x expected: {run_n:.0f} requests where {run_lam:.1f}"
-                      f" were expected, cusum={rate_s:.1f}{ratio}")
-            driver = driver or f"requests {run_n / run_lam:.1f}x normal"
-        elif slow and not fast:
-            reason = f"sustained rise: cusum={cusum:.1f}, z={z:.1f}{ratio}"
-        else:
-            reason = f"z={z:.1f}{ratio}"
+            mix = (f"cached share of input {normal:.0%} -> {share:.0%}: cusum={cache_s:.1f}{ratio}",
+                   f"cache-hit ratio {normal:.0%} -> {share:.0%} (cost per request {mix_r:.2f}x normal)")
+        elif prompted:
+            mix = (f"input tokens per request {tok_r:.1f}x normal: cusum={tok_s:.1f}{ratio}",
+                   driver or f"input tokens per request {tok_r:.1f}x normal")
+        elif mixed:
+            mix = (f"cost per request {mix_r:.2f}x normal: cusum={mix_s:.1f}{ratio}", driver)
+        volume = None
+        if fast:
+            volume = (f"z={z:.1f}{ratio}", driver)
+        elif slow:
+            volume = (f"sustained rise: cusum={cusum:.1f}, z={z:.1f}{ratio}", driver)
+        elif counted:
+            volume = (f"request rate {run_n / run_lam:.1f}x expected: {run_n:.0f} requests where {run_lam:.1f}"
+                      f" were expected, cusum={rate_s:.1f}{ratio}", driver or f"requests {run_n / run_lam:.1f}x normal")
+        # the spend paths speak first, but a request-count run says less than what a request costs
+        first, cause, other = (mix, "mix", volume) if mix and not (fast or slow) else (volume, "volume", mix)
+        if rate_s < 0.5 * self._rate.h:  # the requests did not rise (or not yet)
+            # spend rose with what a request costs: one cause, the mix; or the cause is not known yet
+            cause, other = ("mix" if mix else ""), None
+        assert first is not None
+        reason, driver = first
         if mult > 1.0:
             reason += f" (recurring spike {mult:.1f}x expected at this time of day)"
-        return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=True, reason=reason,
-                       driver=driver)
+        side = None if other is None else Verdict(
+            score=score, expected=eff, anomalous=True, reason=other[0], driver=other[1],
+            cause="volume" if cause == "mix" else "mix")
+        return Verdict(score=score, expected=eff, anomalous=True, reason=reason, driver=driver, cause=cause, side=side)
 
     def learn_one(self, x: Features) -> None:
         scored, self._scored = self._scored, None

@@ -500,7 +500,7 @@ class Engine:
         self._dirty_windows.add(state)
         if not verdict.anomalous and state.lifecycle.incident is None:
             return  # the common case: nothing to tell the lifecycle (and no details to build)
-        alert = state.lifecycle.on_verdict(
+        alerts = state.lifecycle.on_causes(
             alert_type=ALERT_TYPE, key=state.key, start=bucket.start, end=bucket.start + self._size,
             observed=bucket.cost, verdict=verdict, policy=self.config.severity,
             details={
@@ -510,7 +510,7 @@ class Engine:
             },
         )
         self._track(state)
-        if alert is not None:
+        for alert in alerts:
             self._emit(state, alert)
 
     def _track(self, state: KeyState) -> None:
@@ -534,7 +534,7 @@ class Engine:
             model = state.key["model"]
             source = ", ".join(moved) or "its other models"
             return replace(
-                verdict, anomalous=True, score=max(verdict.score, 1.0 - math.exp(-s / mix.h)),
+                verdict, anomalous=True, score=max(verdict.score, 1.0 - math.exp(-s / mix.h)), cause="", side=None,
                 reason=verdict.reason if verdict.anomalous else
                 f"model swap: {share:.0%} of requests on {model} (normally {normal:.0%}), {ratio:.1f}x the cost"
                 f" per request of {source}: cusum={s:.1f}",
@@ -680,10 +680,11 @@ class Engine:
         together = self._rising_together(dict(pending))
         emitted: set[KeyState] = set()
         for state, alert in pending:
-            incident = state.lifecycle.incident
+            life = state.lifecycle
+            incident = next((i for i in (life.incident, life.side) if i is not None and i.alert_id == alert.alert_id), None)
             if incident is None:
                 continue
-            swap = bool(alert.details.get("moved_from"))  # the share path names a cause of its own
+            swap = bool(alert.details.get("moved_from") or alert.details.get("concurrent_with"))  # a cause of its own
             parent = self._parent_id(state.key)
             if not swap and parent is not None and self.keys.get(parent) in together:
                 incident.silent = True

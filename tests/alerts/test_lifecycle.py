@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from alerts.lifecycle import Lifecycle, SeverityPolicy
 from detectors.base import Verdict
@@ -85,3 +86,54 @@ def test_state_round_trips_through_json() -> None:
     for minute in (1, 2):
         assert feed(clone, minute, 0.01, anomalous=False) == feed(life, minute, 0.01, anomalous=False)
     assert clone.to_state() == life.to_state()
+
+
+def cause(life: Lifecycle, minute: int, verdict: Verdict) -> list[Alert]:
+    start = T0 + 60 * minute
+    return life.on_causes(alert_type="cost_spike", key=KEY, start=start, end=start + 60, observed=0.05,
+                          verdict=verdict, policy=POLICY, details={})
+
+
+LOOP = Verdict(score=0.9, expected=0.01, anomalous=True, reason="request rate 9x expected", cause="volume")
+BLOAT = Verdict(score=0.9, expected=0.01, anomalous=True, reason="input tokens per request 4x normal", cause="mix")
+CALM = Verdict(score=0.1, expected=0.01, anomalous=False)
+
+
+def test_a_second_cause_inside_an_open_incident_is_an_incident_of_its_own() -> None:
+    life = Lifecycle()
+    [loop] = cause(life, 0, LOOP)
+    assert cause(life, 1, LOOP) == []
+    both = Verdict(score=0.9, expected=0.01, anomalous=True, reason=LOOP.reason, cause="volume", side=BLOAT)
+    [bloat] = cause(life, 2, both)
+    assert bloat.status == "firing" and bloat.alert_id != loop.alert_id
+    assert bloat.details["concurrent_with"] == loop.alert_id and bloat.details["reason"] == BLOAT.reason
+    assert cause(life, 3, BLOAT) == []  # the bloat goes on: nothing new; the loop is not settled by it
+    out = [a for m in range(4, 8) for a in cause(life, m, CALM)]
+    assert [(a.status, a.alert_id) for a in out] == [("resolved", loop.alert_id), ("resolved", bloat.alert_id)]
+    assert life.incident is None and life.side is None
+
+
+def test_the_second_cause_carries_on_as_the_keys_incident_when_the_first_resolves() -> None:
+    life = Lifecycle()
+    [loop] = cause(life, 0, LOOP)
+    [bloat] = cause(life, 1, BLOAT)
+    out = [a for m in range(2, 5) for a in cause(life, m, replace(BLOAT, anomalous=m == 4))]
+    assert [(a.status, a.alert_id) for a in out] == [("resolved", loop.alert_id)]
+    assert life.incident is not None and life.incident.alert_id == bloat.alert_id and life.side is None
+
+
+def test_an_incident_opened_before_its_cause_was_known_takes_the_first_cause_named() -> None:
+    life = Lifecycle()
+    [first] = cause(life, 0, replace(LOOP, cause=""))  # a first burst minute: the requests not yet counted
+    assert cause(life, 1, LOOP) == []
+    assert cause(life, 2, replace(LOOP, cause="")) == []
+    [bloat] = cause(life, 3, BLOAT)
+    assert bloat.alert_id != first.alert_id
+
+
+def test_a_verdict_of_one_cause_only_never_opens_a_second_incident() -> None:
+    life = Lifecycle()
+    cause(life, 0, BLOAT)
+    assert [a for m in range(1, 30) for a in cause(life, m, BLOAT if m % 3 else replace(BLOAT, cause=""))] == []
+    state = json.loads(json.dumps(life.to_state()))
+    assert Lifecycle.from_state(state).to_state() == life.to_state()

@@ -268,3 +268,30 @@ def test_a_new_stream_looks_at_a_bounded_number_of_its_services_streams() -> Non
     engine._by_rest[(1, ("search",))] = Watched(streams)
     engine.ingest(event(len(rows), T0 + 60 * 40 + 5, "gpt-4o", "search", 5))
     assert len(streams) == 40 and 0 < len(seen) <= engine_module.BORROW_SCAN
+
+
+def test_a_prompt_bloat_inside_a_runaway_loops_incident_is_an_alert_of_its_own() -> None:
+    """One incident per cause: the loop's incident is open (requests x8) when the stream's prompts
+    grow 4x; on-call hears of the bloat too, in an alert that names the loop's."""
+    rng = random.Random(5)
+    engine = Engine(EngineConfig(), PriceCatalogue.bundled())
+    loop, bloat = 2 * DAY_MIN + 600, 2 * DAY_MIN + 640
+    n = 0
+    for minute in range(2 * DAY_MIN + 760):
+        requests = 30 + rng.randint(-5, 5)
+        if loop <= minute < loop + 150:
+            requests *= 8
+        for _ in range(requests // 10):
+            size = 4.0 if minute >= bloat else 1.0
+            n += 1
+            engine.ingest(orjson.dumps({
+                "event_id": f"e{n}", "timestamp": T0 + 60 * minute + rng.uniform(1, 59), "provider": "openai",
+                "model": "gpt-4o", "service": "chat", "input_tokens": int(10 * 1000 * size * rng.uniform(0.5, 1.5)),
+                "output_tokens": int(10 * 200 * rng.uniform(0.5, 1.5)), "request_count": 10}))
+    engine.flush()
+    alerts = [a for a in firings(engine.drain_alerts()) if a.window_start >= T0 + 60 * (loop - 5)]
+    assert len(alerts) == 2, [(a.key, a.details.get("reason")) for a in alerts]
+    first, second = alerts
+    assert first.window_start < T0 + 60 * bloat <= second.window_start
+    assert second.alert_id != first.alert_id and second.details["concurrent_with"] == first.alert_id
+    assert "per request" in second.details["reason"], second.details["reason"]
