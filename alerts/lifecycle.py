@@ -9,7 +9,7 @@
   threshold re-sends the incident as ``firing`` with the higher severity, the same ``alert_id`` and
   ``details.escalated_from`` (routing's gate admits exactly that repeat).
 * **One incident per cause.** A detector that names the cause of an anomalous bucket
-  (``verdict.cause``: ``volume`` for more requests or spend, ``mix`` for what a request costs) keeps
+  (``verdict.cause``: ``volume`` for more requests, ``mix`` for what a request costs) keeps
   each cause apart: a prompt bloat that starts inside a runaway loop's incident on the same key
   opens an incident of its own (a new ``alert_id``, ``details.concurrent_with`` naming the open
   one) instead of vanishing into it. When the first resolves, the other carries on as the key's

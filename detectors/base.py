@@ -37,8 +37,9 @@ class Verdict:
     #: normal, settled buckets an open incident of this key needs before it resolves (0: the
     #: lifecycle's default); a sparse key asks for more, as a few quiet minutes say nothing there
     hold: int = 0
-    #: what moved, for a detector that tells causes apart: ``volume`` (more requests or spend) or
-    #: ``mix`` (what a request costs); "" when it does not. The lifecycle keeps an incident per cause.
+    #: what moved, for a detector that tells causes apart: ``volume`` (the requests rose) or ``mix``
+    #: (what a request costs, sends or caches); "" when it does not or cannot tell yet. The
+    #: lifecycle keeps an incident per cause.
     cause: str = ""
     #: the other cause's own verdict when both fire in this bucket (``reason`` speaks for ``cause``)
     side: Verdict | None = None

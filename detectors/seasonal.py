@@ -387,8 +387,7 @@ class SeasonalSpendDetector:
         if rate_s < 0.5 * self._rate.h:  # the requests did not rise (or not yet)
             # spend rose with what a request costs: one cause, the mix; or the cause is not known yet
             cause, other = ("mix" if mix else ""), None
-        assert first is not None
-        reason, driver = first
+        reason, driver = first if first is not None else ("", driver)  # (one of them fired)
         if mult > 1.0:
             reason += f" (recurring spike {mult:.1f}x expected at this time of day)"
         side = None if other is None else Verdict(
