@@ -2,7 +2,8 @@
 
 * **No flapping.** An incident resolves only after ``max(resolve_after, verdict.hold)`` consecutive
   buckets that are normal *and* settled (``verdict.settled``: the evidence that fired it, e.g. the
-  CUSUM, is back near zero); a detector asks for a longer hold on a sparse key, where three quiet
+  CUSUM, is back near zero; for an incident of a known cause, that cause's own evidence:
+  ``verdict.settled_causes``); a detector asks for a longer hold on a sparse key, where three quiet
   minutes say nothing. A key that fires again within ``reopen_s`` of resolving reopens the same
   incident: same ``alert_id`` and first window, ``details.reopened``.
 * **Escalation.** An anomalous bucket of an open incident whose impact crosses a higher severity
@@ -75,7 +76,7 @@ def _split(verdict: Verdict, cause: str) -> tuple[Verdict, Verdict]:
     no known cause speaks for ``cause``; the part that is not anomalous is a calm verdict, settled
     as the bucket is."""
     calm = Verdict(score=verdict.score, expected=verdict.expected, anomalous=False, settled=verdict.settled,
-                   hold=verdict.hold)
+                   settled_causes=verdict.settled_causes, hold=verdict.hold)
     mine = verdict if verdict.anomalous and verdict.cause in (cause, "") else None
     other = verdict if verdict.anomalous and verdict.cause not in (cause, "") else None
     if verdict.side is not None:
@@ -187,7 +188,8 @@ class Lifecycle:
             )
         if incident is None:
             return None
-        incident.normal_streak = incident.normal_streak + 1 if verdict.settled else 0
+        settled = verdict.settled or (incident.cause != "" and incident.cause in verdict.settled_causes)
+        incident.normal_streak = incident.normal_streak + 1 if settled else 0
         if incident.normal_streak < max(self.resolve_after, verdict.hold):
             return None
         return self._resolve(incident, end, alert_type=alert_type, key=key, observed=observed,

@@ -34,6 +34,10 @@ class Verdict:
     #: whether the evidence that fires an alert is gone (e.g. the CUSUM is back near zero): only
     #: normal *and* settled buckets count towards resolving an open incident
     settled: bool = True
+    #: the causes (see ``cause``) whose own evidence is gone while ``settled`` is not: an incident
+    #: opened by more requests resolves when they are back, not when a per-request CUSUM that
+    #: never fired it (a weekend's different traffic mix) is
+    settled_causes: tuple[str, ...] = ()
     #: normal, settled buckets an open incident of this key needs before it resolves (0: the
     #: lifecycle's default); a sparse key asks for more, as a few quiet minutes say nothing there
     hold: int = 0

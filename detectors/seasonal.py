@@ -355,12 +355,12 @@ class SeasonalSpendDetector:
                     1.0 - math.exp(-max(mix_s, cache_s, tok_s) / self._mix.h), 1.0 - math.exp(-rate_s / self._rate.h))
         anomalous = fast or slow or mixed or counted
         if not anomalous:  # the reason is read only on alerts: not formatted for every normal bucket
-            settled = (cusum <= self.settle_frac * self.cusum_h and mix_s <= self.settle_frac * self._mix.h
-                       and cache_s <= self.settle_frac * self._cache.h and y <= eff * (1.0 + 2.0 * rel)
-                       and tok_s <= self.settle_frac * self._mix.h
-                       and rate_s <= self.settle_frac * self._rate.h)
-            return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=False, settled=settled,
-                           hold=self._hold(eff))
+            spend = cusum <= self.settle_frac * self.cusum_h and y <= eff * (1.0 + 2.0 * rel)
+            volume = spend and rate_s <= self.settle_frac * self._rate.h
+            mix = (spend and mix_s <= self.settle_frac * self._mix.h and cache_s <= self.settle_frac * self._cache.h
+                   and tok_s <= self.settle_frac * self._mix.h)
+            return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=False, settled=volume and mix,
+                           settled_causes=("volume",) * volume + ("mix",) * mix, hold=self._hold(eff))
         ratio = f", {y / eff:.1f}x expected" if eff > 0 else ""
         driver = self._driver(x, y, eff)
         score = min(max(score, 0.0), 1.0)

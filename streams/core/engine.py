@@ -541,7 +541,7 @@ class Engine:
                 driver=verdict.driver if verdict.anomalous else
                 f"price mix: {normal:.0%} -> {share:.0%} of requests on {model} (from {source})"), moved
         if s > 0.1 * mix.h and verdict.settled and group[0] > 0 and mix.m < 0.5:
-            verdict = replace(verdict, settled=False)  # a swap towards this model still builds
+            verdict = replace(verdict, settled=False, settled_causes=())  # a swap towards this model still builds
         elif (not bucket.requests and not verdict.anomalous and not verdict.settled and s <= 0.1 * mix.h
               and mix.m < 0.5):
             # a minor model of its service whose calls went back to the siblings: an empty minute

@@ -122,6 +122,20 @@ def test_the_second_cause_carries_on_as_the_keys_incident_when_the_first_resolve
     assert life.incident is not None and life.incident.alert_id == bloat.alert_id and life.side is None
 
 
+def test_an_incident_resolves_on_its_own_causes_evidence_not_on_the_others() -> None:
+    life = Lifecycle()
+    [loop] = cause(life, 0, LOOP)
+    mix_still_high = Verdict(score=0.5, expected=0.01, anomalous=False, settled=False, settled_causes=("volume",))
+    out = [a for m in range(1, 4) for a in cause(life, m, mix_still_high)]
+    assert [(a.status, a.alert_id) for a in out] == [("resolved", loop.alert_id)]
+    life = Lifecycle()
+    cause(life, 0, BLOAT)  # a mix incident is not settled by the requests being back
+    assert [a for m in range(1, 10) for a in cause(life, m, mix_still_high)] == []
+    life = Lifecycle()
+    cause(life, 0, replace(LOOP, cause=""))  # nor is one whose cause was never named
+    assert [a for m in range(1, 10) for a in cause(life, m, mix_still_high)] == []
+
+
 def test_an_incident_opened_before_its_cause_was_known_takes_the_first_cause_named() -> None:
     life = Lifecycle()
     [first] = cause(life, 0, replace(LOOP, cause=""))  # a first burst minute: the requests not yet counted

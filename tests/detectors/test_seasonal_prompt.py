@@ -21,12 +21,12 @@ def bucket(minute: int, rng: random.Random, in_mult: float) -> dict[str, float]:
             "input_tokens": tin, "output_tokens": tout, "cached_input_tokens": 0.0}
 
 
-def verdicts(in_mult: float) -> list:
+def verdicts(in_mult: float, bloat_minutes: int = 180) -> list:
     rng = random.Random(21)
     det = SeasonalSpendDetector()
     out = []
     for minute in range(WARM + 180):
-        x = bucket(minute, rng, in_mult if minute >= WARM else 1.0)
+        x = bucket(minute, rng, in_mult if WARM <= minute < WARM + bloat_minutes else 1.0)
         v = det.score_one(x)
         det.learn_one(x)
         if minute >= WARM:
@@ -43,3 +43,10 @@ def test_a_prompt_four_times_its_size_alerts_on_input_tokens_per_request() -> No
 
 def test_the_same_stream_unchanged_does_not_alert() -> None:
     assert not any(v.anomalous for v in verdicts(1.0))
+
+
+def test_after_the_bloat_the_requests_settle_before_the_prompt_size_does() -> None:
+    """The bloat's incident waits for the prompt-size CUSUM; a loop's would not (one per cause)."""
+    after = [v for v in verdicts(4.0, bloat_minutes=60)[60:] if not v.anomalous]
+    assert after and not after[0].settled and after[0].settled_causes == ("volume",), after[0]
+    assert after[-1].settled and after[-1].settled_causes == ("volume", "mix"), after[-1]
