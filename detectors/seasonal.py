@@ -76,6 +76,10 @@ class SeasonalSpendDetector:
     disp_alpha: float = DISP_ALPHA
     #: a bucket is learned unclipped up to the spend of this many sigmas of its request count's noise
     clip_count_z: float = 2.0
+    #: first week: a weekday whose calm buckets (at least ``holiday_buckets``) spent at most this
+    #: share of the weekday expectation is a holiday, judged by itself so far
+    holiday_ratio: float = 0.5
+    holiday_buckets: int = 120
     #: time of the first bucket (None before it); -inf for state written before it existed, whose
     #: day-of-week factors have already learned
     _t0: float | None = -math.inf
@@ -88,6 +92,9 @@ class SeasonalSpendDetector:
     #: None before the first (and in state written before they existed)
     _env: list[float] | None = None
     _env_acc: list[float] | None = None
+    #: first week, weekdays: the UTC day being summed, its calm buckets' spend, their weekday
+    #: expectation and their count (a holiday: :meth:`_dayf`); None before (and in older state)
+    _today: list[float] | None = None
     #: the request-count path (a loop on a sparse stream); None in state written before it existed
     _rate: RequestRateCusum | None = None
     #: the prompt-size path (input tokens per request); None in state written before it existed
@@ -214,9 +221,31 @@ class SeasonalSpendDetector:
         drop would page all of the first Monday morning)."""
         if not self._first_week(t):
             return self._weekf(wpos)[0]
-        if not _weekend(wpos) or self._kind_e <= 0.0:
+        if not _weekend(wpos):
+            return self._holiday(t)
+        if self._kind_e <= 0.0:
             return 1.0
         return max(self._kind_v / self._kind_e, 0.05)
+
+    def _holiday(self, t: float) -> float:
+        """A first-week weekday's factor: 1, unless the day so far (``holiday_buckets`` calm buckets
+        or more) spent at most ``holiday_ratio`` of its weekday expectation: a holiday, judged like a
+        weekend by the day so far. Judged by the weekday's level, a loop x8 on a business key's
+        Monday holiday (a fifth of a weekday) was 1.7x the normal spend and never paged."""
+        today = self._today
+        if today is None or today[0] != t // DAY or today[3] < self.holiday_buckets or today[2] <= 0.0:
+            return 1.0
+        ratio = today[1] / today[2]
+        return max(ratio, 0.05) if ratio <= self.holiday_ratio else 1.0
+
+    def _learn_today(self, t: float, spend: float, base: float) -> None:
+        day = t // DAY
+        today = self._today
+        if today is None or today[0] != day:
+            today = self._today = [day, 0.0, 0.0, 0.0]
+        today[1] += spend
+        today[2] += base
+        today[3] += 1.0
 
     def _bar(self, t: float, wpos: float, eff: float, h0: int, h1: int, f: float) -> float:
         """What a rise is measured against: the expectation and, in the first week, on weekdays and
@@ -482,8 +511,11 @@ class SeasonalSpendDetector:
                 self._shape_n[h] = k + w
             base = max(level * max(shape, 1e-3), 5e-324)  # a denormal level times a shape rounds to 0
             self._learn_week(d, value / base, pace)
-            if not alarmed and _weekend(d) and self._first_week(t):
-                self._learn_weekend(y / mult, base, pace)
+            if not alarmed and self._first_week(t):
+                if _weekend(d):
+                    self._learn_weekend(y / mult, base, pace)
+                else:
+                    self._learn_today(t, y / mult, base)
         if self._first_week(t):
             self._learn_envelope(t, y, not alarmed)
         # normal of the spend drivers and of the count's spread (normal buckets only)
