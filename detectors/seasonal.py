@@ -55,7 +55,8 @@ class SeasonalSpendDetector:
       usable only after 6 h). A spike that paged on a key with a day of history (a runaway loop, a
       retry storm) masks only once it has been seen on a second day, so its recurrence the next
       day at the same hour pages again; one learned without an alert, or in the key's first day
-      (when a nightly job may page as new), masks from the next day.
+      (when a nightly job may page as new), masks from the next day. Records are in weekday
+      terms (a job adds its spend whatever the day: :meth:`_memory`).
     * **Learning** is robust: values are clipped to ``[expected - 1.5 sigma, expected + 3 sigma]``
       (``+ 1 sigma`` while the CUSUM is alarmed or the bucket anomalous), so a burst, a ramp or an
       outage does not become normal quickly; when no alarm builds, the top is at least the spend of
@@ -270,16 +271,21 @@ class SeasonalSpendDetector:
         """expected, relative sigma, memory multiplier, slot info for bucket time ``t``."""
         h0, h1, f, d = self._slots(t)
         shape = self._shape[h0] * (1.0 - f) + self._shape[h1] * f
-        expected = self._level * shape * self._dayf(t, d) if self._n else 0.0
+        day = self._dayf(t, d)
+        expected = self._level * shape * day if self._n else 0.0
         if self._var_n[h0] >= 20 and self._var_n[h1] >= 20:
             var = self._var[h0] * (1.0 - f) + self._var[h1] * f
         else:
             var = self._gvar
         rel = max(math.sqrt(max(var, 0.0)), self.rel_spread_floor)
-        mult = self._memory(t) if self.use_memory and self._mem else 1.0
+        mult = self._memory(t, day) if self.use_memory and self._mem else 1.0
         return expected, rel, mult, h0, h1, f, d
 
-    def _memory(self, t: float) -> float:
+    def _memory(self, t: float, day: float) -> float:
+        """The multiplier the remembered spikes of this time of day expect. A record is a ratio in
+        weekday terms (``day`` = 1) and a job adds its spend whatever the day: on a day at a fifth of
+        the weekday (a weekend, a holiday) the same job is five times the ratio over the day's own
+        expectation. Kept as a plain ratio, a nightly job learned on Thursday paged on Saturday."""
         b = int((t % DAY) // self.memory_bin_s)
         nbins = int(DAY // self.memory_bin_s)
         best = 1.0
@@ -294,7 +300,7 @@ class SeasonalSpendDetector:
                 age = t - rec[2]
                 if 21600.0 < age <= 302400.0:
                     best = max(best, rec[3])
-        return best
+        return 1.0 + (best - 1.0) / max(day, 0.05)
 
     def _assess(self, x: Features) -> tuple:
         t = float(x["t"])
@@ -438,20 +444,22 @@ class SeasonalSpendDetector:
         if self.use_mix:
             self._prompt.learn(req, tin, tok[0], tok[2])
         # recurring-spike memory: remember material spikes by time of day
+        week = self._dayf(t, d)
         if self.use_memory and self._ref_n >= 10 and expected > 0:
             r0 = y / expected
             # only a spike with more requests than chance allows: on a sparse key, noise spikes
             # would fill the memory and evict the nightly job before its second night
             if (r0 >= self.memory_ratio and y - expected >= self.min_excess_usd
                     and self._count_evidence(x, expected, self.memory_count_z)):
-                self._remember(t, r0, anomalous and self._n >= self.season_warmup)
+                self._remember(t, 1.0 + (r0 - 1.0) * week, anomalous and self._n >= self.season_warmup)
             if self._run_remembered():
                 # a sparse key's job shows only as a run of the request count: once it is, every bin
                 # of the run so far (at most the memory's size of them, the latest), then its own
                 run_n, run_lam, run_start = rate[1], rate[2], rate[4]
                 first = t if run_known else max(run_start, t - (self.memory_size - 1) * self.memory_bin_s)
                 for b_t in range(int(first), int(t) + 1, int(self.memory_bin_s)):
-                    self._remember(float(b_t), run_n / run_lam, counted and self._n >= self.season_warmup)
+                    self._remember(float(b_t), 1.0 + (run_n / run_lam - 1.0) * week,
+                                   counted and self._n >= self.season_warmup)
         value = y / mult
         alarmed = (anomalous or cusum >= 0.5 * self.cusum_h or max(mix_s, cache_s, tok[0]) >= 0.5 * self._mix.h
                    or rate[0] >= 0.5 * self._rate.h)
@@ -492,7 +500,6 @@ class SeasonalSpendDetector:
         # baseline
         n = self._n
         shape = self._shape[h0] * (1.0 - f) + self._shape[h1] * f
-        week = self._dayf(t, d)
         if n == 0:
             self._level = value
             self._t0 = t

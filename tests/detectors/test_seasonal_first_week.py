@@ -113,3 +113,22 @@ def test_a_busier_monday_than_thursday_builds_no_evidence_against_the_dragged_do
     feed(det, [day_of(i) for i in range(4 * 1440)])
     monday = feed(det, [day_of(i) for i in range(4 * 1440, 4 * 1440 + 14 * 60)])
     assert not any(v.anomalous for v in monday), [v.reason for v in monday if v.anomalous][:3]
+
+
+def test_a_nightly_job_learned_on_a_weekday_does_not_page_at_the_weekend() -> None:
+    """A job adds its requests whatever the day: 80 a minute at 20:00-20:30 UTC every day over a
+    key at 20 (4 at the weekend). On Saturday it is 21x the day's expectation where Friday's was
+    5x: remembered in weekday terms it masks there too."""
+    rng = random.Random(5)
+    det = SeasonalSpendDetector()
+    start = T0 + 3 * DAY  # Thursday
+
+    def minute(i: int) -> dict:
+        x = business(i, rng, start)
+        if 1200 <= i % 1440 < 1230:
+            x = bucket(x["t"], x["requests"] + 80.0, rng)
+        return x
+
+    verdicts = feed(det, [minute(i) for i in range(4 * 1440)])  # Thursday to Sunday
+    weekend = [v for i, v in enumerate(verdicts) if i >= 2 * 1440 and v.anomalous]
+    assert not weekend, [v.reason for v in weekend][:3]

@@ -49,10 +49,10 @@ def test_memory_round_trips_and_a_record_written_before_the_rule_still_masks() -
     clone = state_codec.loads(state_codec.dumps(det))
     assert clone._mem == det._mem
     t = rec[0] + 86400.0
-    assert clone._memory(t) == 1.0
+    assert clone._memory(t, 1.0) == 1.0
     for r in clone._mem.values():
         del r[5:]  # as written before "masks from" existed
-    assert clone._memory(t) > 5.0
+    assert clone._memory(t, 1.0) > 5.0
 
 
 def test_a_loop_that_pages_only_after_minutes_of_rising_pages_again_the_next_day() -> None:
