@@ -518,7 +518,9 @@ class SeasonalSpendDetector:
                 self._shape_n[h] = k + w
             base = max(level * max(shape, 1e-3), 5e-324)  # a denormal level times a shape rounds to 0
             self._learn_week(d, value / base, pace)
-            if not alarmed and self._first_week(t):
+            # a minute the memory expects a spike in says nothing of the day's factor: spend over
+            # the multiplier, where the spike did not come, taught a weekend a quarter of its level
+            if not alarmed and self._first_week(t) and mult == 1.0:
                 if _weekend(d):
                     self._learn_weekend(y / mult, base, pace)
                 else:

@@ -132,3 +132,25 @@ def test_a_nightly_job_learned_on_a_weekday_does_not_page_at_the_weekend() -> No
     verdicts = feed(det, [minute(i) for i in range(4 * 1440)])  # Thursday to Sunday
     weekend = [v for i, v in enumerate(verdicts) if i >= 2 * 1440 and v.anomalous]
     assert not weekend, [v.reason for v in weekend][:3]
+
+
+def test_a_remembered_job_that_does_not_come_at_the_weekend_does_not_teach_its_factor() -> None:
+    """A job at 00:00-00:30 UTC on Thursday and Friday only: at Saturday 00:00, the weekend's first
+    minutes, the memory expects it. Their spend over the memory's multiplier (a fraction of what
+    they are) taught a weekend a quarter of its level on tuning seed 6; the key then paged as a
+    sustained rise, so no calm minute corrected it. Minutes the memory expects a spike in are
+    left out of the factor."""
+    rng = random.Random(9)
+    det = SeasonalSpendDetector()
+    start = T0 + 2 * DAY + 22 * 3600  # Wednesday 22:00: Thursday's job comes in the key's first day
+
+    def minute(i: int) -> dict:
+        x = business(i, rng, start)
+        if T0 + 3 * DAY <= x["t"] < T0 + 5 * DAY and (x["t"] - T0) % DAY < 1800:
+            x = bucket(x["t"], x["requests"] + 200.0, rng)
+        return x
+
+    feed(det, [minute(i) for i in range(120 + 2 * 1440 + 30)])  # to Saturday 00:30
+    assert det._kind_n == 0
+    feed(det, [minute(i) for i in range(120 + 2 * 1440 + 30, 120 + 2 * 1440 + 120)])
+    assert det._kind_n > 0
