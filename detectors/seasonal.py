@@ -231,8 +231,9 @@ class SeasonalSpendDetector:
     def _holiday(self, t: float) -> float:
         """A first-week weekday's factor: 1, unless the day so far (``holiday_buckets`` calm buckets
         or more) spent at most ``holiday_ratio`` of its weekday expectation: a holiday, judged like a
-        weekend by the day so far. Judged by the weekday's level, a loop x8 on a business key's
-        Monday holiday (a fifth of a weekday) was 1.7x the normal spend and never paged."""
+        weekend by the day so far (the bar stays the weekday's: :meth:`_bar`). Judged at the
+        weekday's level, a business key's Monday holiday (a fifth of it) was learned as minute after
+        minute of outliers and its spread doubled (tuning seed 18: relative sigma 0.48, not 0.23)."""
         today = self._today
         if today is None or today[0] != t // DAY or today[3] < self.holiday_buckets or today[2] <= 0.0:
             return 1.0
@@ -522,9 +523,9 @@ class SeasonalSpendDetector:
             # the multiplier, where the spike did not come, taught a weekend a quarter of its level
             if not alarmed and self._first_week(t) and mult == 1.0:
                 if _weekend(d):
-                    self._learn_weekend(y / mult, base, pace)
+                    self._learn_weekend(y, base, pace)
                 else:
-                    self._learn_today(t, y / mult, base)
+                    self._learn_today(t, y, base)
         if self._first_week(t):
             self._learn_envelope(t, y, not alarmed)
         # normal of the spend drivers and of the count's spread (normal buckets only)
