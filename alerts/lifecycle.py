@@ -188,7 +188,7 @@ class Lifecycle:
             )
         if incident is None:
             return None
-        settled = verdict.settled or (incident.cause != "" and incident.cause in verdict.settled_causes)
+        settled = verdict.settled or incident.cause in verdict.settled_causes  # ("" is never one)
         incident.normal_streak = incident.normal_streak + 1 if settled else 0
         if incident.normal_streak < max(self.resolve_after, verdict.hold):
             return None
