@@ -393,8 +393,10 @@ class SeasonalSpendDetector:
         if not anomalous:  # the reason is read only on alerts: not formatted for every normal bucket
             spend = cusum <= self.settle_frac * self.cusum_h and y <= eff * (1.0 + 2.0 * rel)
             volume = spend and rate_s <= self.settle_frac * self._rate.h
-            mix = (spend and mix_s <= self.settle_frac * self._mix.h and cache_s <= self.settle_frac * self._cache.h
-                   and tok_s <= self.settle_frac * self._mix.h)
+            # a mixture of finer keys judges no per-request signal (use_mix off): nothing of them to settle
+            mix = spend and (not self.use_mix or (mix_s <= self.settle_frac * self._mix.h
+                                                  and cache_s <= self.settle_frac * self._cache.h
+                                                  and tok_s <= self.settle_frac * self._mix.h))
             return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=False, settled=volume and mix,
                            settled_causes=("volume",) * volume + ("mix",) * mix, hold=self._hold(eff))
         ratio = f", {y / eff:.1f}x expected" if eff > 0 else ""

@@ -19,9 +19,9 @@ def bucket(minute: int, rng: random.Random, share: float) -> dict[str, float]:
             "output_tokens": 300.0 * requests, "cached_input_tokens": cached}
 
 
-def run(after: float) -> list:
+def run(after: float, use_mix: bool = True) -> list:
     rng = random.Random(7)
-    det = SeasonalSpendDetector()
+    det = SeasonalSpendDetector(use_mix=use_mix)
     verdicts = []
     for minute in range(2 * 1440 + 120):
         x = bucket(minute, rng, 0.6 if minute < 2 * 1440 else after)
@@ -41,3 +41,16 @@ def test_a_cache_regression_fires_and_names_the_cache_hit_ratio() -> None:
 
 def test_a_steady_cached_share_does_not_fire() -> None:
     assert not any(v.anomalous for v in run(after=0.6))
+
+
+def test_a_mixture_key_settles_on_its_spend_whatever_its_cached_share_does() -> None:
+    """A model key (a mixture of its services, ``use_mix`` off) judges no cached share, so its
+    stuck cached-share CUSUM must not hold its incidents open: one did for 14 hours (tuning seed
+    36) and a runaway loop the next night went silent inside it."""
+    judged = [v for v in run(after=0.0) if not v.anomalous]
+    assert judged and not any(v.settled for v in judged)  # a stream key waits for its cached share
+    mixture = run(after=0.0, use_mix=False)
+    assert not any(v.anomalous for v in mixture)
+    # the spend alone decides (it rises ~1.1x without its cache discount: a few minutes are not settled)
+    assert all(v.settled == ("volume" in v.settled_causes) for v in mixture)
+    assert sum(v.settled for v in mixture) >= 0.75 * len(mixture)
