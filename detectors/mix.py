@@ -63,12 +63,17 @@ class _PerRequestCusum(_BandCusum):
     * **Materiality**: ``excess``, the extra spend of the current run (summed over the buckets since
       the CUSUM left zero). On a cheap stream a bloat or leak that doubles what a request costs adds
       a fraction of a cent a minute, so "this minute is $0.05 above normal" never holds; "the rise
-      has cost $0.05 so far" does, within minutes. An empty bucket ends the run (the CUSUM stays):
-      evidence carried through a silent day must not make the first minute after it material.
+      has cost $0.05 so far" does, within minutes. The run survives empty buckets (on a stream of a
+      request a minute, a third of its minutes are empty, and a bloat ending its run at each had
+      never cost $0.05), but not ``max_gap`` of them in a row (the CUSUM stays): evidence carried
+      through a silent night must not make the first minute after it material.
     """
 
-    #: extra spend of the current run (a class default, so state written before it restores)
+    #: extra spend of the current run and the empty buckets since its last request (class
+    #: defaults, so state written before them restores)
     excess: float = 0.0
+    gap: int = 0
+    max_gap: int = 30
 
     def __init__(self, delta: float, h: float, alpha: float, min_buckets: int, warmup: int, freeze: float) -> None:
         super().__init__(h, alpha, min_buckets, warmup, freeze)
@@ -77,8 +82,10 @@ class _PerRequestCusum(_BandCusum):
     def _judge(self, requests: float, total: float, extra: float | None) -> tuple[float, float, float]:
         """(CUSUM after this bucket, per request / normal, extra spend of the run so far), the
         bucket's extra spend being ``extra`` (None: what ``total``, a spend, is above normal)."""
-        if requests <= 0 or total <= 0 or self.n < self.warmup:
-            return (self.s, 1.0, 0.0) if requests <= 0 else (0.0, 1.0, 0.0)
+        if requests <= 0:
+            return self.s, 1.0, (self.excess if self.gap < self.max_gap else 0.0)
+        if total <= 0 or self.n < self.warmup:
+            return 0.0, 1.0, 0.0
         r = self._log_mean(total, requests) - self.m
         inc = requests / max(self.v, self.V_FLOOR) * self.d * (r - 0.5 * self.d)
         s = self._step(inc, r <= 0.0)
@@ -90,6 +97,7 @@ class _PerRequestCusum(_BandCusum):
     def learn(self, requests: float, total: float, s: float, excess: float) -> None:
         self.s = s
         self.excess = excess
+        self.gap = 0 if requests > 0 else self.gap + 1
         if requests > 0 and total > 0:
             self._learn(self._log_mean(total, requests), requests, s)
 

@@ -390,15 +390,17 @@ class SeasonalSpendDetector:
         score = max(1.0 - math.exp(-max(z, 0.0) / self.z_threshold), 1.0 - math.exp(-cusum / self.cusum_h),
                     1.0 - math.exp(-max(mix_s, cache_s, tok_s) / self._mix.h), 1.0 - math.exp(-rate_s / self._rate.h))
         anomalous = fast or slow or mixed or counted
+        spend = cusum <= self.settle_frac * self.cusum_h and y <= eff * (1.0 + 2.0 * rel)
+        volume = spend and rate_s <= self.settle_frac * self._rate.h
+        # a mixture of finer keys judges no per-request signal (use_mix off): nothing of them to settle
+        mix = spend and (not self.use_mix or (mix_s <= self.settle_frac * self._mix.h
+                                              and cache_s <= self.settle_frac * self._cache.h
+                                              and tok_s <= self.settle_frac * self._mix.h))
+        settled_causes = ("volume",) * volume + ("mix",) * mix
+        hold = self._hold(eff)
         if not anomalous:  # the reason is read only on alerts: not formatted for every normal bucket
-            spend = cusum <= self.settle_frac * self.cusum_h and y <= eff * (1.0 + 2.0 * rel)
-            volume = spend and rate_s <= self.settle_frac * self._rate.h
-            # a mixture of finer keys judges no per-request signal (use_mix off): nothing of them to settle
-            mix = spend and (not self.use_mix or (mix_s <= self.settle_frac * self._mix.h
-                                                  and cache_s <= self.settle_frac * self._cache.h
-                                                  and tok_s <= self.settle_frac * self._mix.h))
             return Verdict(score=min(max(score, 0.0), 1.0), expected=eff, anomalous=False, settled=volume and mix,
-                           settled_causes=("volume",) * volume + ("mix",) * mix, hold=self._hold(eff))
+                           settled_causes=settled_causes, hold=hold)
         ratio = f", {y / eff:.1f}x expected" if eff > 0 else ""
         driver = self._driver(x, y, eff)
         score = min(max(score, 0.0), 1.0)
@@ -431,7 +433,10 @@ class SeasonalSpendDetector:
         side = None if other is None else Verdict(
             score=score, expected=eff, anomalous=True, reason=other[0], driver=other[1],
             cause="volume" if cause == "mix" else "mix")
-        return Verdict(score=score, expected=eff, anomalous=True, reason=reason, driver=driver, cause=cause, side=side)
+        # what this bucket says of another cause's open incident (lifecycle): settled only if its
+        # own evidence is gone, and after the key's hold
+        return Verdict(score=score, expected=eff, anomalous=True, reason=reason, driver=driver, cause=cause, side=side,
+                       settled=False, settled_causes=settled_causes, hold=hold)
 
     def learn_one(self, x: Features) -> None:
         scored, self._scored = self._scored, None

@@ -117,9 +117,23 @@ def test_the_second_cause_carries_on_as_the_keys_incident_when_the_first_resolve
     life = Lifecycle()
     [loop] = cause(life, 0, LOOP)
     [bloat] = cause(life, 1, BLOAT)
-    out = [a for m in range(2, 5) for a in cause(life, m, replace(BLOAT, anomalous=m == 4))]
+    # the bloat still fires in the third minute, the requests back to normal (settled_causes)
+    out = [a for m in range(2, 5) for a in cause(life, m, replace(BLOAT, anomalous=m == 4, settled_causes=("volume",)))]
     assert [(a.status, a.alert_id) for a in out] == [("resolved", loop.alert_id)]
     assert life.incident is not None and life.incident.alert_id == bloat.alert_id and life.side is None
+
+
+def test_a_cause_that_keeps_firing_does_not_settle_the_other_causes_incident() -> None:
+    """A runaway loop firing minute after minute says nothing of the cost per request: the bloat's
+    incident beside it stays open (it resolved every three minutes and fired anew: tuning seed 1)."""
+    life = Lifecycle()
+    [loop] = cause(life, 0, LOOP)
+    [bloat] = cause(life, 1, BLOAT)
+    assert [a for m in range(2, 12) for a in cause(life, m, LOOP)] == []
+    assert life.side is not None and life.side.alert_id == bloat.alert_id
+    mix_back = replace(LOOP, settled_causes=("mix",))  # ... until its own evidence is gone
+    out = [a for m in range(12, 15) for a in cause(life, m, mix_back)]
+    assert [(a.status, a.alert_id) for a in out] == [("resolved", bloat.alert_id)]
 
 
 def test_an_incident_resolves_on_its_own_causes_evidence_not_on_the_others() -> None:

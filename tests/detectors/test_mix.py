@@ -57,3 +57,42 @@ def test_a_sparse_keys_evidence_drains_within_hours_after_a_bloat_ends() -> None
     assert cusum.s >= cusum.h
     _feed(cusum, rng, 1, 240)
     assert cusum.s <= 0.1 * cusum.h, cusum.s
+
+
+def _sparse(cusum: CostPerRequestCusum, rng: random.Random, buckets: int, factor: float = 1.0,
+            every: int = 2) -> float:
+    """Assess and learn ``buckets`` buckets of which one in ``every`` has a request (``factor`` x
+    its normal size, a fifth of a cent); the largest extra spend of a run seen."""
+    most = 0.0
+    for k in range(buckets):
+        requests = 1 if k % every == 0 else 0
+        cost = factor * 2.0 * _bucket(rng, requests)
+        s, _, excess = cusum.assess(requests, cost)
+        cusum.learn(requests, cost, s, excess)
+        most = max(most, excess)
+    return most
+
+
+def test_a_sparse_streams_rise_adds_up_across_its_empty_minutes() -> None:
+    """A request every other minute at 3x its cost: the run's extra spend passes $0.05 within an
+    hour (each empty minute ending the run, it never passed what one request adds, under a cent)."""
+    rng = random.Random(5)
+    cusum = CostPerRequestCusum()
+    _sparse(cusum, rng, 400)
+    assert _sparse(cusum, rng, 60, factor=3.0) >= 0.05
+
+
+def test_a_long_silence_ends_the_run() -> None:
+    """``max_gap`` empty minutes in a row: what the run cost before is not carried into the next."""
+    rng = random.Random(5)
+    cusum = CostPerRequestCusum()
+    _sparse(cusum, rng, 400)
+    _sparse(cusum, rng, 21, factor=3.0)  # ending on a request
+    assert cusum.excess > 0.0 and cusum.gap == 0
+    carried = cusum.excess
+    for _ in range(cusum.max_gap):
+        s, _, excess = cusum.assess(0, 0.0)
+        assert excess == carried  # a shorter silence carries it
+        cusum.learn(0, 0.0, s, excess)
+    s, _, excess = cusum.assess(0, 0.0)
+    assert excess == 0.0 and s == cusum.s  # the CUSUM stays
