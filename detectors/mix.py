@@ -209,6 +209,9 @@ class ModelShareCusum(_BandCusum):
     #: the model's provider (its group), kept with the state so a restarted engine knows it before
     #: the model's next event (a class default: trackers written before it restore with "")
     provider: str = ""
+    #: the last learned bucket's share was far below its band: the service moved calls away from
+    #: this model (a class default, so trackers written before it restore)
+    away: bool = False
 
     def __init__(self, lift: float = 0.5, h: float = 20.0, alpha: float = 0.005, min_buckets: int = 8,
                  warmup: int = 60, freeze: float = 0.3, price_alpha: float = 0.02, min_rise: float = 0.2) -> None:
@@ -245,6 +248,9 @@ class ModelShareCusum(_BandCusum):
         if group_requests <= 0:
             return
         share = requests / group_requests
+        # far below and beyond the count's noise (a minor model's empty minute is no swap)
+        self.away = (self.n >= self.warmup and share < self.m - 0.5 * self.lift
+                     and (self.m - share) * math.sqrt(group_requests / max(self.v, self.V_FLOOR)) >= 3.0)
         # far outside the band (a swap away from this model, or its end) is learned at a tenth of
         # the pace, so a swap of hours does not teach the model's return as a rise
         self._learn(share, group_requests, s, 0.1 if abs(share - self.m) > 0.5 * self.lift else 1.0)

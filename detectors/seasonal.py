@@ -527,8 +527,11 @@ class SeasonalSpendDetector:
             base = max(level * max(shape, 1e-3), 5e-324)  # a denormal level times a shape rounds to 0
             self._learn_week(d, value / base, pace)
             # a minute the memory expects a spike in says nothing of the day's factor: spend over
-            # the multiplier, where the spike did not come, taught a weekend a quarter of its level
-            if not alarmed and self._first_week(t) and mult == 1.0:
+            # the multiplier, where the spike did not come, taught a weekend a quarter of its level;
+            # nor does one whose service moved its calls to another model (the weekend's first
+            # hours inside a model swap taught it 0.56 and the swap's end paged all of Saturday)
+            moved = self.price_mix is not None and self.price_mix.away
+            if not alarmed and self._first_week(t) and mult == 1.0 and not moved:
                 if _weekend(d):
                     self._learn_weekend(y, base, pace)
                 else:
