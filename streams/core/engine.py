@@ -71,6 +71,9 @@ class EngineConfig:
     #: other family must include its dimensions so each key lives in exactly one partition.
     group_bys: tuple[tuple[str, ...], ...] = (("model",), ("model", "service"))
     resolve_after: int = 3
+    #: a parent's or child's open incident silences a key's new one (``Engine._merge``) only if it
+    #: opened at most this long before: an older one tells another story
+    merge_window_s: float = 3600.0
     max_gap_buckets: int = 240
     severity: SeverityPolicy = field(default_factory=SeverityPolicy)
     #: in-bucket fast path: fire before the bucket closes when the open bucket's spend rate is
@@ -671,7 +674,9 @@ class Engine:
         provider-wide leak), and the model's alert speaks, naming the streams. A key whose parent
         or child already has an open, announced incident is silent too (that alert tells the
         story), unless it is a model swap found by the service's price mix: a cause the open
-        incident does not name."""
+        incident does not name, or that incident opened more than ``merge_window_s`` before (a
+        model's incident open for five hours on a sparse key swallowed a runaway loop on one of
+        its services: tuning seed 45)."""
         if not self._pending:
             return
         pending, self._pending = self._pending, []
@@ -689,7 +694,9 @@ class Engine:
             if not swap and parent is not None and self.keys.get(parent) in together:
                 incident.silent = True
                 continue
+            window = alert.window_start - self.config.merge_window_s
             if not swap and any(r.lifecycle.incident is not None and not r.lifecycle.incident.silent
+                   and r.lifecycle.incident.window_start >= window
                    and (r not in fresh or r in emitted) for r in self._related(state)):
                 incident.silent = True
                 continue

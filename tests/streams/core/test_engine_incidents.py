@@ -295,3 +295,26 @@ def test_a_prompt_bloat_inside_a_runaway_loops_incident_is_an_alert_of_its_own()
     assert first.window_start < T0 + 60 * bloat <= second.window_start
     assert second.alert_id != first.alert_id and second.details["concurrent_with"] == first.alert_id
     assert "per request" in second.details["reason"], second.details["reason"]
+
+
+def test_a_loop_on_a_stream_long_after_its_model_opened_an_incident_is_an_alert_of_its_own() -> None:
+    """Two services of a model run at 3x for three hours (one alert, on the model); an hour and a
+    half in, a third service loops at 10x: a new story, not part of the model's (tuning seed 45: a
+    model's incident open for five hours swallowed a runaway loop on one of its services)."""
+    rng = random.Random(23)
+    rows = []
+    start = 2 * DAY_MIN
+    loop = start + 90
+    for minute in range(start + 200):
+        ts = T0 + 60 * minute + 5
+        for service, base in (("chat", 40), ("search", 30), ("summaries", 25)):
+            n = base + rng.randint(-4, 4)
+            if service != "summaries" and start <= minute < start + 180:
+                n *= 3
+            elif service == "summaries" and loop <= minute < loop + 10:
+                n *= 10
+            rows.append((ts, "gpt-4o", service, n))
+    alerts = firings(a for a in run(rows) if a.window_start >= T0 + 60 * start)
+    assert [a.key for a in alerts] == [{"model": "gpt-4o"}, {"model": "gpt-4o", "service": "summaries"}], \
+        [(a.key, a.window_start, a.summary) for a in alerts]
+    assert alerts[1].window_start >= T0 + 60 * loop
