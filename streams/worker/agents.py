@@ -228,13 +228,26 @@ async def _close_idle(runtime: Runtime) -> None:
     partition waits unprocessed: in Kafka past the consumer's position, or fetched and not processed
     yet. A partition with lag keeps its event time from its own events, so a worker behind under load
     never closes the bucket its waiting events belong to (they would all be late and never judged).
+
+    And only silence the worker was awake to see: after a look more than ``idle_close_s`` after the
+    previous one (the process was stopped, suspended or its loop stalled) the lag it reads is the
+    last fetch's, from before the pause, and the pause is no news of the source; the partitions'
+    silence counts from then on. Read as silence, a worker resumed from a freeze moved event time
+    past the backlog that waited for it (every event of it late, an extra alert).
     """
     engines = runtime.engines
+    # the gap between looks is the event loop's (taken before waiting for the lock a busy batch holds)
+    last_look, engines.idle_checked = engines.idle_checked, time.monotonic()
+    paused = last_look is not None and engines.idle_checked - last_look > runtime.settings.idle_close_s
     async with runtime.lock:
         runtime.ensure_engines()
         runtime.refresh_budgets()
-        lag = runtime.lag()
         now = time.monotonic()
+        if paused:
+            for partition in engines.last_input:
+                engines.last_input[partition] = now
+            return
+        lag = runtime.lag()
         for partition, engine in list(engines.engines.items()):
             quiet = now - engines.last_input[partition]
             if quiet < runtime.settings.idle_close_s:

@@ -83,6 +83,8 @@ class PartitionEngines:
         self.engines: dict[int, Engine] = {}
         self.offsets: dict[int, int] = {}
         self.last_input: dict[int, float] = {}
+        #: when the idle closer last looked (monotonic; None before its first look)
+        self.idle_checked: float | None = None
         self.logs: dict[int, StateLog] = {}
 
     def get(self, partition: int) -> Engine:

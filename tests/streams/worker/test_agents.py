@@ -5,6 +5,7 @@ clock only on a partition that has nothing waiting."""
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -193,3 +194,24 @@ async def test_a_revoked_partition_is_not_processed_until_assigned_again(tmp_pat
     assert rt.owns(moved.topic, 1)
     await agent(Stream(on_partition(1, 3, 4)))
     assert sum(key["events"] for key in rt.engines.get(1).spend()) == 2
+
+
+async def test_a_worker_resumed_from_a_freeze_does_not_take_its_pause_for_silence() -> None:
+    """Stopped for two minutes (SIGSTOP, a suspended VM), the worker's lag is the last fetch's (0)
+    and every partition looks quiet for two minutes: closing then moved event time past the backlog
+    that waited in Kafka (all of it late). The silence counts from the first look after the pause."""
+    rt = runtime()
+    await _process_partition(rt, 0, events(0, 1, 2, 3, 4), persist=False)  # bucket [T0, T0 + 60) open
+    engine = rt.engines.get(0)
+    rt.waiting = {0: 0}
+    await _close_idle(rt)  # a look: nothing quiet yet
+    rt.engines.idle_checked = time.monotonic() - 120.0  # ... then the process froze for two minutes
+    rt.engines.last_input[0] -= 120.0
+    await _close_idle(rt)
+    assert engine.counters.buckets_closed == 0
+    await _process_partition(rt, 0, events(5, 6, 7, 8, 9), persist=False)  # the backlog, fetched
+    assert engine.counters.late == 0 and engine.keys[(0, ("m",))].open[T0].events == 10
+    # silence the worker saw (looking every second) still closes the bucket
+    rt.engines.last_input[0] -= 120.0
+    await _close_idle(rt)
+    assert engine.counters.buckets_closed > 0 and engine.counters.late == 0
