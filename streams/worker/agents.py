@@ -33,6 +33,8 @@ from streams.worker.runtime import BATCH_MAX, BATCH_WITHIN_S, PERSIST_EVERY_S, R
 
 #: how often due digests are looked for (a digest goes out within a minute of being due)
 DIGEST_EVERY_S = 60.0
+#: how often the idle close looks at the partitions (``_close_idle``)
+IDLE_LOOK_S = 1.0
 
 
 def create_worker(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtime]:
@@ -176,7 +178,7 @@ def create_worker(settings: Settings, pricer: Pricer) -> tuple[faust.App, Runtim
     async def close_sinks(sender: Any, **_: Any) -> None:
         await runtime.delivery.aclose()
 
-    @app.timer(interval=1.0)
+    @app.timer(interval=IDLE_LOOK_S)
     async def close_idle() -> None:
         await _close_idle(runtime)
 
@@ -229,8 +231,9 @@ async def _close_idle(runtime: Runtime) -> None:
     yet. A partition with lag keeps its event time from its own events, so a worker behind under load
     never closes the bucket its waiting events belong to (they would all be late and never judged).
 
-    And only silence the worker was awake to see: after a look more than ``idle_close_s`` after the
-    previous one (the process was stopped, suspended or its loop stalled) the lag it reads is the
+    And only silence the worker was awake to see: after a look more than ``idle_close_s`` (at
+    least three looks' interval) after the previous one (the process was stopped, suspended or its
+    loop stalled) the lag it reads is the
     last fetch's, from before the pause, and the pause is no news of the source; the partitions'
     silence counts from then on. Read as silence, a worker resumed from a freeze moved event time
     past the backlog that waited for it (every event of it late, an extra alert).
@@ -238,7 +241,8 @@ async def _close_idle(runtime: Runtime) -> None:
     engines = runtime.engines
     # the gap between looks is the event loop's (taken before waiting for the lock a busy batch holds)
     last_look, engines.idle_checked = engines.idle_checked, time.monotonic()
-    paused = last_look is not None and engines.idle_checked - last_look > runtime.settings.idle_close_s
+    paused = (last_look is not None
+              and engines.idle_checked - last_look > max(runtime.settings.idle_close_s, 3 * IDLE_LOOK_S))
     async with runtime.lock:
         runtime.ensure_engines()
         runtime.refresh_budgets()

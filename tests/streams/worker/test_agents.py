@@ -215,3 +215,16 @@ async def test_a_worker_resumed_from_a_freeze_does_not_take_its_pause_for_silenc
     rt.engines.last_input[0] -= 120.0
     await _close_idle(rt)
     assert engine.counters.buckets_closed > 0 and engine.counters.late == 0
+
+
+async def test_looks_a_second_apart_are_no_pause_even_at_the_shortest_idle_close() -> None:
+    """``SPENDSENTRY_IDLE_CLOSE_SECONDS=0.5`` is allowed, and the looks are a second apart: that gap
+    is the timer's own, not a freeze, so a quiet partition still closes."""
+    rt = runtime()
+    rt.settings = Settings.from_env({"SPENDSENTRY_IDLE_CLOSE_SECONDS": "0.5"})
+    await _process_partition(rt, 0, events(0, 1, 2), persist=False)
+    rt.waiting = {0: 0}
+    rt.engines.idle_checked = time.monotonic() - 1.0
+    rt.engines.last_input[0] -= 120.0
+    await _close_idle(rt)
+    assert rt.engines.get(0).counters.buckets_closed > 0
