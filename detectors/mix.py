@@ -97,7 +97,7 @@ class _PerRequestCusum(_BandCusum):
     def learn(self, requests: float, total: float, s: float, excess: float) -> None:
         self.s = s
         self.excess = excess
-        self.gap = 0 if requests > 0 else self.gap + 1
+        self.gap = 0 if requests > 0 else min(self.gap + 1, self.max_gap)  # bounded: only compared with max_gap
         if requests > 0 and total > 0:
             self._learn(self._log_mean(total, requests), requests, s)
 
