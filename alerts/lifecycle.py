@@ -5,7 +5,8 @@
   CUSUM, is back near zero; for an incident of a known cause, that cause's own evidence:
   ``verdict.settled_causes``); a detector asks for a longer hold on a sparse key, where three quiet
   minutes say nothing. A key that fires again within ``reopen_s`` of resolving reopens the same
-  incident: same ``alert_id`` and first window, ``details.reopened``.
+  incident (same ``alert_id`` and first window, ``details.reopened``), unless both name their
+  causes and the causes differ (a retry storm after a prompt bloat is a new incident).
 * **Escalation.** An anomalous bucket of an open incident whose impact crosses a higher severity
   threshold re-sends the incident as ``firing`` with the higher severity, the same ``alert_id`` and
   ``details.escalated_from`` (routing's gate admits exactly that repeat).
@@ -174,7 +175,10 @@ class Lifecycle:
                     return None
             else:
                 recent = self.last_resolved if reopen else None
-                if recent is not None and not recent.silent and start - recent.resolved_at <= self.reopen_s:
+                # the same story (a cause neither names counts as the same): a retry storm minutes
+                # after a prompt bloat resolved is news of its own, not that incident again
+                if (recent is not None and not recent.silent and start - recent.resolved_at <= self.reopen_s
+                        and (not recent.cause or not verdict.cause or recent.cause == verdict.cause)):
                     incident = Incident(recent.alert_id, recent.window_start, max(severity, recent.severity, key=_rank),
                                         peak_observed=max(observed, recent.peak_observed))
                     extra["reopened"] = True

@@ -104,6 +104,10 @@ class SeasonalSpendDetector:
     #: with the group's per-minute totals; set on ``model x service`` keys, None elsewhere (and in
     #: state written before it existed)
     price_mix: ModelShareCusum | None = None
+    #: a sparse key's materiality (``_material``); class defaults, so state written before them restores
+    material_buckets: float = 30.0
+    min_material_usd: float = 0.003
+    material_requests: float = 10.0
 
     def __init__(
         self,
@@ -303,6 +307,17 @@ class SeasonalSpendDetector:
                     best = max(best, rec[3])
         return 1.0 + (best - 1.0) / max(day, 0.05)
 
+    def _material(self) -> float:
+        """The extra spend a rise must have cost to be news: ``min_excess_usd``, or on a key that
+        spends less than that in ``material_buckets`` ordinary buckets, that much, but at least
+        ``material_requests`` of its requests and ``min_material_usd``. A stream of a request a
+        minute on a cheap model spends a fraction of a cent an hour: a retry storm of two hundred
+        calls costs it a cent or two, news to its owner, that never reaches five cents. The
+        request floor keeps one lone request at night, at 10^5 x a near-zero expectation, quiet."""
+        cpr = self._ref[0] if self._ref_n >= 10 else self.min_excess_usd
+        return min(self.min_excess_usd, max(self.min_material_usd, self._level * self.material_buckets,
+                                            cpr * self.material_requests))
+
     def _assess(self, x: Features) -> tuple:
         t = float(x["t"])
         y = float(x["cost"])
@@ -324,19 +339,20 @@ class SeasonalSpendDetector:
         else:
             cusum = 0.0
         excess = y - eff
+        material = self._material()
         fast = (
             self._n >= self.warmup
             and z >= self.z_threshold
             and self._count_evidence(x, eff)
             and y >= self.ratio_threshold * bar
-            and excess >= self.min_excess_usd
+            and excess >= material
         )
         slow = (
             self.use_cusum
             and self._n >= self.season_warmup
             and cusum >= self.cusum_h
             and y >= self.cusum_ratio * bar
-            and excess >= self.min_excess_usd
+            and excess >= material
         )
         req = float(x.get("requests", 0.0) or 0.0)
         mix_s, mix_r, mix_x = self._mix.assess(req, y)
@@ -344,7 +360,7 @@ class SeasonalSpendDetector:
             self.use_mix
             and mix_s >= self._mix.h
             and mix_r >= self.mix_ratio
-            and mix_x >= self.min_excess_usd  # what the rise has cost so far, not this minute alone
+            and mix_x >= material  # what the rise has cost so far, not this minute alone
         )
         tin = float(x.get("input_tokens", 0.0) or 0.0)
         cached = float(x.get("cached_input_tokens", 0.0) or 0.0)
@@ -360,11 +376,11 @@ class SeasonalSpendDetector:
             tok = (0.0, 1.0, 0.0)
         # input tokens per request well above their band, and the rise has cost enough
         prompted = (self.use_mix and tok[0] >= self._prompt.h and tok[1] >= self.prompt_ratio
-                    and tok[2] >= self.min_excess_usd)
+                    and tok[2] >= material)
         # the cached share stays far below its band and a request costs more than normal
         uncached = self.use_mix and cache_s >= self._cache.h and mix_r > 1.0
         rate = self._rate_run(x, req, bar, y - bar)
-        counted = self._n >= self.season_warmup and self._rate.fired(*rate[:4], self.min_excess_usd)
+        counted = self._n >= self.season_warmup and self._rate.fired(*rate[:4], material)
         return (t, y, expected, rel, mult, eff, z, cusum, fast, slow, h0, h1, f, d, req, mix_s, mix_r,
                 mixed or uncached or prompted, tin, cached, cache_s, share, uncached, mix_x, rate, counted, tok,
                 prompted)
@@ -424,7 +440,9 @@ class SeasonalSpendDetector:
                       f" were expected, cusum={rate_s:.1f}{ratio}", driver or f"requests {run_n / run_lam:.1f}x normal")
         # the spend paths speak first, but a request-count run says less than what a request costs
         first, cause, other = (mix, "mix", volume) if mix and not (fast or slow) else (volume, "volume", mix)
-        if rate_s < 0.5 * self._rate.h:  # the requests did not rise (or not yet)
+        # the requests did not rise (or not yet: a run's first minute of many times the requests
+        # expected is a rise already, so a storm minutes after a bloat resolved does not reopen it)
+        if rate_s < 0.5 * self._rate.h and not (rate_s > 0.0 and run_n >= self._rate.ratio * run_lam):
             # spend rose with what a request costs: one cause, the mix; or the cause is not known yet
             cause, other = ("mix" if mix else ""), None
         reason, driver = first if first is not None else ("", driver)  # (one of them fired)
@@ -457,7 +475,7 @@ class SeasonalSpendDetector:
             r0 = y / expected
             # only a spike with more requests than chance allows: on a sparse key, noise spikes
             # would fill the memory and evict the nightly job before its second night
-            if (r0 >= self.memory_ratio and y - expected >= self.min_excess_usd
+            if (r0 >= self.memory_ratio and y - expected >= self._material()
                     and self._count_evidence(x, expected, self.memory_count_z)):
                 self._remember(t, 1.0 + (r0 - 1.0) * week, anomalous and self._n >= self.season_warmup)
             if self._run_remembered():

@@ -165,3 +165,17 @@ def test_a_verdict_of_one_cause_only_never_opens_a_second_incident() -> None:
     assert [a for m in range(1, 30) for a in cause(life, m, BLOAT if m % 3 else replace(BLOAT, cause=""))] == []
     state = json.loads(json.dumps(life.to_state()))
     assert Lifecycle.from_state(state).to_state() == life.to_state()
+
+
+def test_firing_again_for_another_cause_soon_after_resolving_is_a_new_incident() -> None:
+    """A prompt bloat resolves and a retry storm fires 20 minutes later: that is news of its own
+    (tuning seed 72: reopened, the storm's alert carried the bloat's first window, hours before)."""
+    life = Lifecycle(resolve_after=1, reopen_s=1800.0)
+    [bloat] = cause(life, 0, BLOAT)
+    assert [a.status for a in cause(life, 1, CALM)] == ["resolved"]
+    [storm] = cause(life, 21, LOOP)
+    assert storm.alert_id != bloat.alert_id and "reopened" not in storm.details
+    assert storm.window_start == T0 + 21 * 60
+    assert [a.status for a in cause(life, 22, CALM)] == ["resolved"]
+    [again] = cause(life, 30, LOOP)  # the same cause again: the storm's incident reopens
+    assert again.alert_id == storm.alert_id and again.details["reopened"] is True

@@ -101,6 +101,24 @@ def test_a_burst_on_every_stream_of_a_model_is_one_alert_on_the_model_naming_the
     assert "3 services rose together: chat, search, summaries" in alerts[0].summary
 
 
+def test_a_storm_on_a_models_main_stream_alerts_from_inside_the_bucket_naming_that_stream() -> None:
+    """The model's open bucket reaches the in-bucket threshold first (it counts the small stream's
+    events too and is checked before its streams); the stream that carries the storm speaks."""
+    rng = random.Random(13)
+    rows = []
+    start = 2 * DAY_MIN
+    for minute in range(start + 30):
+        ts = T0 + 60 * minute + 5
+        rows.append((ts, "gpt-4o", "tiny", rng.randint(1, 3)))
+        if start <= minute < start + 3:  # a 60x retry storm: 30 calls a minute of 80 requests each
+            rows += [(ts + 1 + second, "gpt-4o", "chat", 80) for second in range(30)]
+        else:
+            rows.append((ts, "gpt-4o", "chat", 40 + rng.randint(-4, 4)))
+    alerts = firings(a for a in run(rows) if a.window_start >= T0 + 60 * start)
+    assert [a.key for a in alerts] == [{"model": "gpt-4o", "service": "chat"}], [(a.key, a.summary) for a in alerts]
+    assert alerts[0].details["early"] is True
+
+
 def test_streams_rising_together_speak_for_themselves_when_another_stream_already_told_its_story() -> None:
     """A small stream's incident is open and announced when three others rise with their model: the
     model stays silent (it would be a second story about the small stream), so the three speak."""
