@@ -603,7 +603,7 @@ class Engine:
         scale = elapsed / self._size
         excess = bucket.cost - (state.last.expected if state.last else 0.0) * scale
         best: tuple[float, KeyState, Bucket] | None = None
-        for child in self._children.get((0, tuple(state.key.values())), ()):
+        for child in self._related(state):
             own = child.open.get(bucket.start)
             if own is None or child.last is None:
                 continue
